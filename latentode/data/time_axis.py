@@ -1,0 +1,118 @@
+"""How a dataset's float times map to the user's own time column (numbers or datetimes).
+
+Inside latentode every time is a float64 in ``unit``. When the user's column held
+datetimes, the floats count ``unit`` since ``origin`` and :meth:`TimeAxis.to_user`
+turns them back into datetimes (same time zone, rounded to the resolution the input
+had), so output comes back in the user's units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from latentode.errors import LatentODEError
+
+#: Length of one unit in nanoseconds, for datetime conversion.
+UNIT_NANOSECONDS: dict[str, int] = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "min": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
+_RESOLUTIONS = ("d", "h", "min", "s", "ms", "us", "ns")
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    """The unit of a dataset's float times and, for datetime input, how to get datetimes back.
+
+    Attributes:
+        unit: unit of the float times, one of ``UNIT_NANOSECONDS`` (a free label when
+            the input times were plain numbers).
+        origin: ISO timestamp that float time 0 stands for, or None for numeric input.
+        tz: time zone name of the input datetimes, or None (naive).
+        resolution: the finest unit the input datetimes used ("s" for whole seconds);
+            datetimes coming back are rounded to it so round trips are exact.
+    """
+
+    unit: str = "h"
+    origin: str | None = None
+    tz: str | None = None
+    resolution: str = "ns"
+
+    @property
+    def is_datetime(self) -> bool:
+        return self.origin is not None
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "origin": self.origin, "tz": self.tz, "resolution": self.resolution}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TimeAxis:
+        return cls(**d)
+
+    def to_user(self, times: np.ndarray) -> np.ndarray | pd.DatetimeIndex:
+        """Float times [N] in ``unit`` → the user's representation (floats or datetimes)."""
+        times = np.asarray(times, dtype=np.float64)
+        if not self.is_datetime:
+            return times
+        step = UNIT_NANOSECONDS[self.resolution]
+        ns = np.round(times * UNIT_NANOSECONDS[self.unit] / step).astype(np.int64) * step
+        out = pd.to_datetime(ns + pd.Timestamp(self.origin).value, unit="ns")
+        if self.tz is not None:
+            out = out.tz_localize("UTC").tz_convert(self.tz)
+        return out
+
+    def from_user(self, values, what: str = "times") -> np.ndarray:
+        """The user's times (floats or datetimes, same kind as at fit) → float64 [N] in ``unit``."""
+        if self.is_datetime:
+            try:
+                dt = pd.to_datetime(pd.Series(values), errors="raise")
+            except (ValueError, TypeError) as err:
+                raise LatentODEError(
+                    f"{what} could not be read as datetimes ({err}); this dataset's times "
+                    "are datetimes, so pass datetimes or ISO date strings."
+                ) from None
+            ns = _datetime_ns_utc(dt)
+            return (ns - pd.Timestamp(self.origin).value) / UNIT_NANOSECONDS[self.unit]
+        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+        return arr
+
+
+def _datetime_ns_utc(dt: pd.Series) -> np.ndarray:
+    """Datetime Series → int64 nanoseconds since the epoch, in UTC for tz-aware input."""
+    if getattr(dt.dt, "tz", None) is not None:
+        dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
+    return dt.astype("datetime64[ns]").to_numpy().astype(np.int64)
+
+
+def datetimes_to_float(dt: pd.Series, unit: str) -> tuple[np.ndarray, TimeAxis]:
+    """Datetime Series (NaT allowed) → (float times in ``unit`` since the first day, TimeAxis).
+
+    The origin is midnight of the earliest timestamp, so float times stay small and exact.
+    """
+    if unit not in UNIT_NANOSECONDS:
+        raise LatentODEError(
+            f"time_unit={unit!r} is not a known unit; use one of {sorted(UNIT_NANOSECONDS)}."
+        )
+    tz = None if getattr(dt.dt, "tz", None) is None else str(dt.dt.tz)
+    valid = dt.notna().to_numpy()
+    ns = np.zeros(len(dt), dtype=np.int64)
+    ns[valid] = _datetime_ns_utc(dt[valid])
+    origin_ns = int(ns[valid].min()) if valid.any() else 0
+    origin_ns -= origin_ns % UNIT_NANOSECONDS["d"]
+    resolution = "ns"
+    for res in _RESOLUTIONS:
+        if np.all(ns[valid] % UNIT_NANOSECONDS[res] == 0):
+            resolution = res
+            break
+    out = (ns - origin_ns).astype(np.float64) / UNIT_NANOSECONDS[unit]
+    out[~valid] = np.nan
+    origin = pd.Timestamp(origin_ns, unit="ns").isoformat()
+    return out, TimeAxis(unit=unit, origin=origin, tz=tz, resolution=resolution)
