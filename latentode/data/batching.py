@@ -54,7 +54,8 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()
+            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
+            for k, v in self.__dict__.items()
         }
         return Batch(**moved)
 

@@ -42,7 +42,9 @@ class Series:
 
     def take(self, index: np.ndarray) -> Series:
         """The same series restricted to the time points ``index`` (bool [T] or int [K])."""
-        return replace(self, times=self.times[index], values=self.values[index], mask=self.mask[index])
+        return replace(
+            self, times=self.times[index], values=self.values[index], mask=self.mask[index]
+        )
 
     def __repr__(self) -> str:
         return f"Series(id={self.id!r}, points={len(self)}, observed={self.n_observed})"
@@ -300,12 +302,18 @@ class SeriesDataset(Sequence):
         time_col = self.time_axis.to_user(times)
         extra: dict[str, np.ndarray] = {}
         if self.static_names:
-            static = np.stack(
-                [
-                    s.static if s.static is not None else np.full(len(self.static_names), np.nan)
-                    for s in self._series
-                ]
-            ) if len(self) else np.zeros((0, len(self.static_names)))
+            static = (
+                np.stack(
+                    [
+                        s.static
+                        if s.static is not None
+                        else np.full(len(self.static_names), np.nan)
+                        for s in self._series
+                    ]
+                )
+                if len(self)
+                else np.zeros((0, len(self.static_names)))
+            )
             for j, name in enumerate(self.static_names):
                 extra[name] = static[row_series, j]
         if self.label_name is not None:

@@ -51,7 +51,12 @@ class TimeAxis:
         return self.origin is not None
 
     def to_dict(self) -> dict:
-        return {"unit": self.unit, "origin": self.origin, "tz": self.tz, "resolution": self.resolution}
+        return {
+            "unit": self.unit,
+            "origin": self.origin,
+            "tz": self.tz,
+            "resolution": self.resolution,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> TimeAxis:
