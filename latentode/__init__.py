@@ -1,4 +1,15 @@
-"""latentode: latent ODE models for irregularly-sampled multivariate time series."""
+"""latentode: latent ODE models for irregularly-sampled multivariate time series.
+
+The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`read_csv`
+and :func:`from_dataframe` (data in), :mod:`latentode.datasets` (synthetic data and
+the PhysioNet 2012 reader) and :mod:`latentode.plotting`. Torch and Lightning are
+imported on first use of an estimator, so reading data stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from latentode.data.dataset import Series, SeriesDataset
 from latentode.data.io import from_dataframe, read_csv
@@ -6,11 +17,35 @@ from latentode.errors import LatentODEError
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "LatentODE": ("latentode.estimator", "LatentODE"),
+    "ODERNN": ("latentode.estimator", "ODERNN"),
+    "datasets": ("latentode.datasets", None),
+    "plotting": ("latentode.plotting", None),
+}
+
+if TYPE_CHECKING:
+    from latentode import datasets, plotting
+    from latentode.estimator import ODERNN, LatentODE
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'latentode' has no attribute {name!r}")
+
+
 __all__ = [
+    "LatentODE",
     "LatentODEError",
+    "ODERNN",
     "Series",
     "SeriesDataset",
     "__version__",
+    "datasets",
     "from_dataframe",
+    "plotting",
     "read_csv",
 ]

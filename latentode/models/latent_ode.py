@@ -1,0 +1,236 @@
+"""The latent ODE (Rubanova, Chen & Duvenaud 2019) as a VAE LightningModule.
+
+q(z0 | context) from an RNN or ODE-RNN encoder read in reverse time; z(t) from one
+solve of the latent ODE, read out at every target time of every series; a linear
+decoder to observation space with Gaussian noise; optionally a Poisson intensity
+λ(z(t)) for the observation times and a classifier on z0. Trained on the
+importance-weighted bound (K samples; K = 1 is the ELBO) with KL warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from latentode.data.batching import Batch
+from latentode.errors import LatentODEError
+from latentode.nn.encoders import ENCODERS
+from latentode.nn.intensity import AugmentedDynamics, PoissonIntensity
+from latentode.nn.likelihoods import (
+    bernoulli_log_likelihood,
+    gaussian_log_likelihood,
+    iwae_bound,
+    kl_normal,
+    poisson_log_likelihood,
+)
+from latentode.nn.readout import solve_at_times
+from latentode.nn.solve import SolverConfig
+from latentode.nn.vector_fields import MLPVectorField
+
+MIN_NOISE_STD = 1e-3
+
+
+@dataclass(frozen=True)
+class LatentODEConfig:
+    """Sizes and settings of a latent ODE (plain types; saved with the model).
+
+    Attributes:
+        n_channels: C, observed channels.
+        latent_dim: L, size of z.
+        encoder: ``"odernn"`` or ``"rnn"``.
+        encoder_hidden: hidden size of the encoder's GRU state.
+        hidden: width of the ODE vector fields' MLPs (latent and encoder).
+        depth: hidden layers of those MLPs.
+        n_samples: K, posterior samples per series in the importance-weighted bound.
+        noise_std: initial observation noise std (scaled units); learned per channel
+            when ``learn_noise``.
+        poisson: model observation times with a Poisson intensity head.
+        n_static: S, static covariates (used by the classifier).
+        classify: predict a per-series binary label from z0 (and statics).
+        label_weight: weight of the label's log-likelihood per series.
+        solver: the latent ODE's solver settings (``SolverConfig`` fields).
+        encoder_solver: the ODE-RNN encoder's solver settings.
+        n_grid: points of the read-out grid over the batch's time span.
+    """
+
+    n_channels: int
+    latent_dim: int = 8
+    encoder: str = "odernn"
+    encoder_hidden: int = 32
+    hidden: int = 64
+    depth: int = 2
+    n_samples: int = 3
+    noise_std: float = 0.1
+    learn_noise: bool = True
+    poisson: bool = False
+    n_static: int = 0
+    classify: bool = False
+    label_weight: float = 1.0
+    solver: dict = field(default_factory=lambda: SolverConfig().to_dict())
+    encoder_solver: dict = field(
+        default_factory=lambda: SolverConfig(method="euler", step_size=0.5).to_dict()
+    )
+    n_grid: int = 64
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise LatentODEError(
+                f"encoder={self.encoder!r} is unknown; use one of {sorted(ENCODERS)}."
+            )
+        for name in ("n_channels", "latent_dim", "encoder_hidden", "hidden", "n_samples"):
+            if int(getattr(self, name)) < 1:
+                raise LatentODEError(f"{name} must be a positive integer.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LatentODENet(nn.Module):
+    """Latent ODE VAE network (plain ``nn.Module``); ``config`` as in :class:`LatentODEConfig`."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        cfg = LatentODEConfig(**config)
+        self.cfg = cfg
+        c, latent = cfg.n_channels, cfg.latent_dim
+        enc_cls = ENCODERS[cfg.encoder]
+        if cfg.encoder == "odernn":
+            self.encoder = enc_cls(
+                input_dim=c,
+                latent_dim=latent,
+                hidden_dim=cfg.encoder_hidden,
+                ode_hidden=cfg.hidden,
+                ode_depth=cfg.depth,
+                solver=SolverConfig.from_dict(cfg.encoder_solver),
+            )
+        else:
+            self.encoder = enc_cls(input_dim=c, latent_dim=latent, hidden_dim=cfg.encoder_hidden)
+        self.dynamics = MLPVectorField(latent, hidden=cfg.hidden, depth=cfg.depth)
+        self.decoder = nn.Linear(latent, c)
+        self.log_noise = nn.Parameter(
+            torch.full((c,), math.log(cfg.noise_std)), requires_grad=cfg.learn_noise
+        )
+        self.intensity = PoissonIntensity(latent, c, cfg.hidden) if cfg.poisson else None
+        self.classifier = (
+            nn.Sequential(
+                nn.Linear(latent + cfg.n_static, cfg.hidden), nn.Tanh(), nn.Linear(cfg.hidden, 1)
+            )
+            if cfg.classify
+            else None
+        )
+        self.solver = SolverConfig.from_dict(cfg.solver)
+
+    @property
+    def noise_std(self) -> torch.Tensor:
+        """Observation noise std per channel [C] (scaled units)."""
+        return self.log_noise.exp().clamp_min(MIN_NOISE_STD)
+
+    # ---- the generative path --------------------------------------------------------
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior q(z0 | context): mean [B, L], std [B, L]."""
+        return self.encoder(batch.times, batch.values, batch.mask, batch.lengths)
+
+    def latent_paths(
+        self,
+        z0: torch.Tensor,
+        times: torch.Tensor,
+        solver: SolverConfig | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z0 [S, B, L] → z at ``times`` [B, T'] as [S, B, T', L], and the intensity's
+        integral Λ [S, B, T', C] from time 0 (None without the Poisson head)."""
+        solver = solver or self.solver
+        if self.intensity is None:
+            return solve_at_times(self.dynamics, z0, times, solver, self.cfg.n_grid), None
+        aug = AugmentedDynamics(self.dynamics, self.intensity)
+        start = torch.cat([z0, z0.new_zeros(*z0.shape[:-1], self.cfg.n_channels)], dim=-1)
+        path = solve_at_times(aug, start, times, solver, self.cfg.n_grid)
+        latent = self.cfg.latent_dim
+        return path[..., :latent], path[..., latent:]
+
+    def sample_z0(
+        self, mean: torch.Tensor, std: torch.Tensor, n: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """n reparameterised samples [n, B, L] of q(z0)."""
+        eps = torch.randn(
+            (n, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype
+        )
+        return mean + std * eps
+
+    # ---- objective ------------------------------------------------------------------
+    def training_loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Negative importance-weighted bound per observed value, plus label loss."""
+        mean, std = self.encode(batch)  # [B, L]
+        z0 = self.sample_z0(mean, std, self.cfg.n_samples, None)  # [S, B, L]
+        z, cum_intensity = self.latent_paths(z0, batch.target_times)  # [S, B, T', L]
+        pred = self.decoder(z)  # [S, B, T', C]
+        mask = batch.target_mask
+        log_px = gaussian_log_likelihood(pred, batch.target_values, mask, self.noise_std)
+        out: dict[str, torch.Tensor] = {}
+        n_obs = mask.sum().clamp_min(1.0)
+        if self.intensity is not None:
+            log_lam = self.intensity.log_intensity(z)  # [S, B, T', C]
+            integral = _window_integral(cum_intensity, batch.target_lengths)  # [S, B, C]
+            log_pt = poisson_log_likelihood(log_lam, mask, integral)  # [S, B]
+            log_px = log_px + log_pt
+            out["poisson_ll"] = log_pt.mean(0).sum() / n_obs
+        kl = kl_normal(mean, std)  # [B]
+        bound = iwae_bound(log_px, kl, kl_weight)  # [B]
+        loss = -bound.sum() / n_obs
+        if self.classifier is not None and batch.labels is not None:
+            ll = bernoulli_log_likelihood(self.label_logits(z0, batch), batch.labels)  # [S, B]
+            known = (~torch.isnan(batch.labels)).sum().clamp_min(1)
+            label_nll = -ll.mean(0).sum() / known
+            loss = loss + self.cfg.label_weight * label_nll
+            out["label_nll"] = label_nll
+        out["loss"] = loss
+        out["kl"] = kl.mean()
+        return out
+
+    def label_logits(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Classifier logits [S, B] from z0 samples [S, B, L] and static covariates."""
+        feats = z0
+        if self.cfg.n_static:
+            static = batch.static.unsqueeze(0).expand(z0.shape[0], -1, -1)  # [S, B, S_c]
+            feats = torch.cat([z0, static], dim=-1)
+        return self.classifier(feats).squeeze(-1)
+
+    @torch.no_grad()
+    def predict_mean(self, batch: Batch) -> torch.Tensor:
+        mean, _ = self.encode(batch)
+        z, _ = self.latent_paths(mean.unsqueeze(0), batch.target_times)
+        return self.decoder(z)[0]  # [B, T', C]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: Batch,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        solver: SolverConfig | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Posterior predictive draws at the batch's target times.
+
+        Returns ``mean`` [S, B, T', C] (decoder output per z0 sample), ``noise_std`` [C],
+        ``z`` [S, B, T', L], ``z0`` [S, B, L], and ``log_intensity`` [S, B, T', C] with
+        a Poisson head. All in scaled units.
+        """
+        mean, std = self.encode(batch)
+        z0 = self.sample_z0(mean, std, n_samples, generator)
+        z, _ = self.latent_paths(z0, batch.target_times, solver)
+        out = {"mean": self.decoder(z), "noise_std": self.noise_std, "z": z, "z0": z0}
+        if self.intensity is not None:
+            out["log_intensity"] = self.intensity.log_intensity(z)
+        if self.classifier is not None:
+            out["label_logits"] = self.label_logits(z0, batch)
+        return out
+
+
+def _window_integral(cum: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Λ at each series' last target minus Λ at its first: [S, B, T', C] → [S, B, C]."""
+    last = (lengths - 1).clamp_min(0)  # [B]
+    idx = last.view(1, -1, 1, 1).expand(cum.shape[0], -1, 1, cum.shape[-1])
+    end = cum.gather(2, idx).squeeze(2)  # [S, B, C]
+    return end - cum[:, :, 0]

@@ -1,0 +1,93 @@
+"""The LightningModule that trains any latentode network: steps, logging, optimiser, NaN stop.
+
+Networks are plain ``nn.Module``s (see :data:`latentode.models.NETWORKS`) with
+``training_loss(batch, kl_weight) -> dict`` and ``predict_mean(batch)``; this module
+only holds the training mechanics. Its hyper-parameters are plain types, so
+Lightning checkpoints load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import torch
+
+from latentode.data.batching import Batch
+from latentode.errors import LatentODEError
+from latentode.nn.likelihoods import masked_mse
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with exponential learning-rate decay per epoch, and KL warm-up.
+
+    Attributes:
+        lr: learning rate.
+        weight_decay: Adam's L2 penalty.
+        lr_decay: the learning rate is multiplied by this after every epoch.
+        kl_warmup_epochs: the KL weight rises linearly to 1 over this many epochs.
+    """
+
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    lr_decay: float = 0.99
+    kl_warmup_epochs: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NonFiniteLossError(LatentODEError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingModule(L.LightningModule):
+    """Trains the network ``NETWORKS[kind](config)``; ``config``/``optim`` are plain dicts."""
+
+    def __init__(self, kind: str, config: dict, optim: dict | None = None):
+        super().__init__()
+        from latentode.models import build_network
+
+        self.save_hyperparameters()
+        self.net = build_network(kind, config)
+        self.optim = OptimConfig(**(optim or {}))
+
+    @property
+    def kl_weight(self) -> float:
+        warm = self.optim.kl_warmup_epochs
+        return 1.0 if warm <= 0 else min(1.0, (self.current_epoch + 1) / (warm + 1))
+
+    def on_train_epoch_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "set_epoch"):
+            dm.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        out = self.net.training_loss(batch, self.kl_weight)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at epoch {self.current_epoch}, batch "
+                f"{batch_idx}; training stopped before using it. Likely causes: a learning rate "
+                f"too high (try lr={self.optim.lr / 10:g}), a solver tolerance too loose, or "
+                "data with extreme values."
+            )
+        for name, value in out.items():
+            self.log(
+                f"train_{name}", value.detach(), prog_bar=name == "loss", batch_size=len(batch)
+            )
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self.net.training_loss(batch, 1.0)
+        mse = masked_mse(self.net.predict_mean(batch), batch.target_values, batch.target_mask)
+        self.log("val_loss", out["loss"], prog_bar=True, batch_size=len(batch), sync_dist=True)
+        self.log("val_mse", mse, prog_bar=True, batch_size=len(batch), sync_dist=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(
+            self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=self.optim.lr_decay)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
