@@ -38,9 +38,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ODERNN",
     "LatentODE",
     "LatentODEError",
-    "ODERNN",
     "Series",
     "SeriesDataset",
     "__version__",

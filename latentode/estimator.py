@@ -427,7 +427,7 @@ class LatentODE(BaseEstimator):
             if not 0.0 < q < 1.0:
                 raise LatentODEError(f"quantiles must lie strictly between 0 and 1, got {q}.")
         sc_mean, sc_std = np.asarray(self.scaler_.mean), np.asarray(self.scaler_.std)
-        for batch, out, targets in chunks:
+        for _, out, targets in chunks:
             mu = out["mean"]  # [S, B, T', C]
             noise = out["noise_std"]  # [C]
             pred_mean = mu.mean(0)  # [B, T', C]
@@ -752,7 +752,8 @@ def _as_dataset(data, what: str, column_kwargs: dict, expected_channels=None) ->
                 kwargs["channels"] = list(expected_channels)
         return from_dataframe(data, **kwargs)
     raise LatentODEError(
-        f"{what} must be a latentode SeriesDataset or a pandas DataFrame, got {type(data).__name__}."
+        f"{what} must be a latentode SeriesDataset or a pandas DataFrame, "
+        f"got {type(data).__name__}."
     )
 
 
