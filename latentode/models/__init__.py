@@ -10,8 +10,12 @@ from torch import nn
 
 from latentode.errors import LatentODEError
 from latentode.models.latent_ode import LatentODEConfig, LatentODENet
+from latentode.models.odernn import AutoregressiveConfig, AutoregressiveNet
 
-NETWORKS: dict[str, type[nn.Module]] = {"latent_ode": LatentODENet}
+NETWORKS: dict[str, type[nn.Module]] = {
+    "latent_ode": LatentODENet,
+    "autoregressive": AutoregressiveNet,
+}
 
 
 def build_network(kind: str, config: dict) -> nn.Module:
@@ -21,4 +25,11 @@ def build_network(kind: str, config: dict) -> nn.Module:
     return NETWORKS[kind](config)
 
 
-__all__ = ["NETWORKS", "LatentODEConfig", "LatentODENet", "build_network"]
+__all__ = [
+    "NETWORKS",
+    "AutoregressiveConfig",
+    "AutoregressiveNet",
+    "LatentODEConfig",
+    "LatentODENet",
+    "build_network",
+]

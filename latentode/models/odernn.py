@@ -1,0 +1,153 @@
+"""Autoregressive baselines of Rubanova et al. 2019: the ODE-RNN and a GRU with time gaps.
+
+Both read the context forwards in time. To predict at time t a series uses its hidden
+state after the last context observation strictly before t (zeros at its first
+observation when there is none), carried to t — by the hidden ODE on the series'
+own clock (ODE-RNN) or not at all (GRU-Δt, whose decoder sees the gap instead) —
+and decodes a Gaussian mean and std per channel. Strictly before: a context point
+is never its own evidence, so training to reconstruct the context is honest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from latentode.data.batching import Batch
+from latentode.errors import LatentODEError
+from latentode.nn.encoders import ODERNN, _SeriesClock
+from latentode.nn.likelihoods import gaussian_log_likelihood
+from latentode.nn.solve import SolverConfig, advance
+from latentode.nn.vector_fields import mlp
+
+MIN_STD = 1e-3
+CELLS = ("odernn", "gru_dt")
+
+
+@dataclass(frozen=True)
+class AutoregressiveConfig:
+    """Sizes and settings of an ODE-RNN or GRU-Δt model (plain types).
+
+    Attributes:
+        n_channels: C.
+        cell: ``"odernn"`` (hidden ODE between observations) or ``"gru_dt"`` (state
+            held constant; the gap since the last observation is a decoder input).
+        hidden_dim: H, GRU state size.
+        hidden, depth: width and hidden layers of the ODE field and decoder MLPs.
+        solver: per-gap solver on the clock s ∈ [0, 1] (``SolverConfig`` fields).
+    """
+
+    n_channels: int
+    cell: str = "odernn"
+    hidden_dim: int = 32
+    hidden: int = 64
+    depth: int = 2
+    solver: dict = field(
+        default_factory=lambda: SolverConfig(method="euler", step_size=0.25).to_dict()
+    )
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise LatentODEError(f"cell={self.cell!r} is unknown; use one of {CELLS}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AutoregressiveNet(nn.Module):
+    """ODE-RNN / GRU-Δt predictor; ``config`` as :class:`AutoregressiveConfig`."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        cfg = AutoregressiveConfig(**config)
+        self.cfg = cfg
+        self.solver = SolverConfig.from_dict(cfg.solver)
+        self.odernn = ODERNN(
+            cfg.n_channels, cfg.hidden_dim, cfg.hidden, cfg.depth, solver=self.solver
+        )
+        extra = 1 if cfg.cell == "gru_dt" else 0
+        self.decoder = mlp(cfg.hidden_dim + extra, 2 * cfg.n_channels, cfg.hidden, 1, "tanh")
+
+    @property
+    def dynamics(self):
+        """The hidden ODE's vector field (its ``nfe`` counts evaluations)."""
+        return self.odernn.field
+
+    def predictive(
+        self, batch: Batch, solver: SolverConfig | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian mean and std [B, T', C] at the batch's target times (scaled units)."""
+        solver = solver or self.solver
+        times, lengths = batch.times, batch.lengths
+        if self.cfg.cell == "gru_dt":
+            # no hidden ODE: a zero-length solve leaves the state where the GRU put it
+            states = self._gru_states(batch)
+        else:
+            states = self.odernn(times, batch.values, batch.mask, lengths)
+        n_b, n_t = times.shape
+        valid = torch.arange(n_t, device=times.device) < lengths.unsqueeze(-1)  # [B, T]
+        ctx_t = torch.where(valid, times, torch.inf)  # [B, T] padding never "before"
+        tgt_t = batch.target_times  # [B, T']
+        # last context index strictly before each target time (-1: none)
+        before = ctx_t.unsqueeze(1) < tgt_t.unsqueeze(-1)  # [B, T', T]
+        last = before.sum(-1) - 1  # [B, T'] (context times are increasing)
+        has = last >= 0
+        idx = last.clamp_min(0)
+        h = states.after.gather(
+            1, idx.unsqueeze(-1).expand(-1, -1, states.after.shape[-1])
+        )  # [B, T', H]
+        h = torch.where(has.unsqueeze(-1), h, 0.0)
+        t_from = torch.where(has, times.gather(1, idx), 0.0)  # [B, T']
+        gap = tgt_t - t_from  # [B, T']
+        if self.cfg.cell == "odernn":
+            flat_h = h.reshape(-1, h.shape[-1])  # [B*T', H]
+            clock = _SeriesClock(self.odernn.field, t_from.reshape(-1), gap.reshape(-1))
+            flat_h = advance(clock, flat_h, 0.0, 1.0, solver)
+            out = self.decoder(flat_h.view(n_b, -1, h.shape[-1]))
+        else:
+            out = self.decoder(torch.cat([h, gap.unsqueeze(-1)], dim=-1))
+        mean, raw = out.chunk(2, dim=-1)  # [B, T', C]
+        return mean, F.softplus(raw) + MIN_STD
+
+    def _gru_states(self, batch: Batch):
+        zero = SolverConfig(method="euler", step_size=None)
+        saved, self.odernn.solver = self.odernn.solver, zero
+        try:
+            times = torch.zeros_like(batch.times)  # no time passes between observations
+            return self.odernn(times, batch.values, batch.mask, batch.lengths)
+        finally:
+            self.odernn.solver = saved
+
+    def training_loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Gaussian negative log-likelihood per observed target value."""
+        mean, std = self.predictive(batch)
+        ll = gaussian_log_likelihood(
+            mean.unsqueeze(0), batch.target_values, batch.target_mask, std.unsqueeze(0)
+        )  # [1, B]
+        loss = -ll.sum() / batch.target_mask.sum().clamp_min(1.0)
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def predict_mean(self, batch: Batch) -> torch.Tensor:
+        return self.predictive(batch)[0]
+
+    @torch.no_grad()
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden state after the last context observation [B, H] (std: zeros)."""
+        states = self.odernn(batch.times, batch.values, batch.mask, batch.lengths)
+        return states.final, torch.zeros_like(states.final)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: Batch,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        solver: SolverConfig | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The (deterministic) mean repeated ``n_samples`` times, and the predicted std."""
+        mean, std = self.predictive(batch, solver)
+        return {"mean": mean.unsqueeze(0).expand(n_samples, -1, -1, -1), "noise_std": std}
