@@ -1,0 +1,152 @@
+"""The one-solve read-out against solving each series at its own times directly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchdiffeq
+from torch import nn
+
+from latentode.errors import LatentODEError
+from latentode.nn.readout import hermite_interpolate, solve_at_times
+from latentode.nn.solve import SolverConfig
+from latentode.nn.vector_fields import MLPVectorField
+
+DT = torch.float64
+TIGHT = SolverConfig("dopri5", rtol=1e-9, atol=1e-11)
+
+
+class Pendulum(nn.Module):
+    """A nonlinear field on [..., 2]: (θ, ω)' = (ω, -sin θ - 0.1 ω)."""
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        theta, omega = z[..., :1], z[..., 1:]
+        return torch.cat([omega, -torch.sin(theta) - 0.1 * omega], dim=-1)
+
+
+def _direct(func: nn.Module, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """Reference: torchdiffeq at this series' own times. z0 [L], times [T'] → [T', L]."""
+    out = torch.empty(times.shape[0], z0.shape[-1], dtype=z0.dtype)
+    for sign in (1.0, -1.0):
+        chosen = (times * sign > 0).nonzero().flatten()
+        if len(chosen):
+            own = torch.unique(times[chosen])  # sorted, distinct
+            own = own if sign > 0 else own.flip(0)
+            t = torch.cat([own.new_zeros(1), own])
+            sol = torchdiffeq.odeint(func, z0, t, rtol=1e-10, atol=1e-12, method="dopri5")[1:]
+            out[chosen] = sol[torch.searchsorted(own * sign, times[chosen] * sign)]
+    out[times == 0] = z0
+    return out
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    z0 = torch.randn(3, 2, generator=gen, dtype=DT)  # [B, L]
+    times = torch.tensor(
+        [
+            [0.0, 0.3, 1.7, 2.2, 4.0, 4.0],  # padded by repeating its last time
+            [-1.5, -0.2, 0.0, 0.9, 1.1, 3.3],  # negative times
+            [0.05, 2.9, 3.0, 3.0, 3.0, 3.0],
+        ],
+        dtype=DT,
+    )  # [B, T']
+    return z0, times
+
+
+def test_matches_direct_solve_at_each_series_times() -> None:
+    z0, times = _batch()
+    field = Pendulum()
+    got = solve_at_times(field, z0, times, TIGHT, n_grid=64)
+    assert got.shape == (3, 6, 2)
+    for i in range(3):
+        expected = _direct(field, z0[i], times[i])
+        assert (got[i] - expected).abs().max() < 1e-4
+        torch.testing.assert_close(got[i], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_mlp_field_with_samples_and_exact_ends(time_dependent: bool) -> None:
+    torch.manual_seed(0)
+    field = MLPVectorField(3, hidden=16, depth=2, time_dependent=time_dependent).double()
+    z0 = torch.randn(2, 3, 3, dtype=DT)  # [S, B, L]
+    times = torch.tensor(
+        [[0.0, 0.5, 2.0], [-0.7, 0.0, 1.0], [-0.7, 1.3, 2.0]], dtype=DT
+    )  # exact 0, exact min and max of the batch
+    got = solve_at_times(field, z0, times, TIGHT, n_grid=64)
+    assert got.shape == (2, 3, 3, 3)
+    torch.testing.assert_close(got[:, 0, 0], z0[:, 0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(got[:, 1, 1], z0[:, 1], atol=1e-12, rtol=0)
+    for s in range(2):
+        for i in range(3):
+            expected = _direct(field, z0[s, i], times[i])
+            torch.testing.assert_close(got[s, i], expected, atol=1e-6, rtol=0)
+
+
+def test_batch_equals_each_series_alone() -> None:
+    z0, times = _batch()
+    field = Pendulum()
+    together = solve_at_times(field, z0, times, TIGHT)
+    for i in range(3):
+        alone = solve_at_times(field, z0[i : i + 1], times[i : i + 1], TIGHT)
+        torch.testing.assert_close(together[i], alone[0], atol=1e-6, rtol=0)
+
+
+def test_only_negative_or_only_zero_times() -> None:
+    z0, _ = _batch()
+    field = Pendulum()
+    negative = torch.tensor([[-2.0, -1.0], [-0.5, 0.0], [-2.0, -2.0]], dtype=DT)
+    got = solve_at_times(field, z0, negative, TIGHT)
+    for i in range(3):
+        torch.testing.assert_close(got[i], _direct(field, z0[i], negative[i]), atol=1e-6, rtol=0)
+    zeros = torch.zeros(3, 4, dtype=DT)
+    torch.testing.assert_close(solve_at_times(field, z0, zeros, TIGHT), z0[:, None].expand(3, 4, 2))
+
+
+def test_gradients_flow_and_adjoint_agrees() -> None:
+    torch.manual_seed(0)
+    field = MLPVectorField(2, hidden=8, depth=1).double()
+    z0, times = _batch()
+    grads = []
+    for adjoint in (False, True):
+        field.zero_grad()
+        config = SolverConfig("dopri5", rtol=1e-9, atol=1e-11, adjoint=adjoint)
+        start = z0.clone().requires_grad_(True)
+        solve_at_times(field, start, times, config).square().sum().backward()
+        grads.append([start.grad, *(p.grad.clone() for p in field.parameters())])
+    for g_direct, g_adjoint in zip(*grads):
+        torch.testing.assert_close(g_direct, g_adjoint, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_step_solver_counts_grid_and_derivative_evaluations() -> None:
+    field = MLPVectorField(2, hidden=8, depth=1).double()
+    z0, times = _batch()
+    solve_at_times(field, z0, times, SolverConfig("rk4"), n_grid=20)
+    # rk4 steps once per grid interval on each side, plus one batched derivative call
+    n_back, n_fwd = 6, 16  # grid points backwards to -1.5 and forwards to 4.0 (h = 5.5 / 19)
+    assert field.nfe.forward == 4 * (n_back - 1 + n_fwd - 1) + 1
+
+
+def test_hermite_interpolation_is_fourth_order() -> None:
+    query = torch.linspace(0.0, 3.0, 301, dtype=DT).reshape(1, -1)  # [B=1, T']
+    errors = []
+    for n in (16, 32, 64):
+        grid = torch.linspace(0.0, 3.0, n, dtype=DT)
+        states = torch.sin(grid)[:, None, None]  # [G, B, L]
+        derivs = torch.cos(grid)[:, None, None]
+        got = hermite_interpolate(grid, states, derivs, query)[0, :, 0]
+        errors.append((got - torch.sin(query[0])).abs().max().item())
+    rates = [math.log2(errors[k] / errors[k + 1]) for k in range(2)]
+    assert all(3.6 < rate < 4.4 for rate in rates), rates
+
+
+def test_bad_inputs() -> None:
+    z0, times = _batch()
+    field = Pendulum()
+    with pytest.raises(LatentODEError, match="finite"):
+        solve_at_times(field, z0, times.clone().fill_(float("nan")), TIGHT)
+    with pytest.raises(LatentODEError, match="same B"):
+        solve_at_times(field, z0[:2], times, TIGHT)
+    with pytest.raises(LatentODEError, match="n_grid"):
+        solve_at_times(field, z0, times, TIGHT, n_grid=1)
