@@ -80,7 +80,8 @@ class _SeriesEstimator(BaseEstimator):
         for early stopping and checkpoint selection (a message says how many). Logs
         and checkpoints go to ``log_dir`` (a new temporary folder by default; see
         ``log_dir_``). Extra keyword arguments go to ``lightning.Trainer`` (column
-        arguments such as ``id_col=`` go to :func:`latentode.from_dataframe`).
+        arguments such as ``id_col=`` go to :func:`latentode.from_dataframe`);
+        ``callbacks=`` are added to fit's own checkpoint and early-stopping callbacks.
 
         Returns:
             self, with ``history_`` (per-epoch metrics), ``scaler_``, ``channels_``,
@@ -138,7 +139,10 @@ class _SeriesEstimator(BaseEstimator):
             mode="min",
             save_last=True,
         )
-        callbacks = [checkpoint]
+        user_callbacks = trainer_kwargs.pop("callbacks", None) or []
+        if not isinstance(user_callbacks, (list, tuple)):
+            user_callbacks = [user_callbacks]
+        callbacks = [checkpoint, *user_callbacks]  # the user's run alongside fit's own
         if val is not None and self.patience:
             callbacks.append(EarlyStopping(monitor=monitor, patience=self.patience, mode="min"))
         trainer_args = {
