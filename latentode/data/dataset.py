@@ -71,7 +71,15 @@ def make_series(
             f"series {id!r}: {times.shape[0]} times but {values.shape[0]} rows of values."
         )
     obs = ~np.isnan(values)
-    mask = obs if mask is None else (np.asarray(mask, dtype=bool) & obs)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim == 1:
+            mask = mask[:, None]
+        if mask.shape != values.shape:
+            raise LatentODEError(
+                f"series {id!r}: mask has shape {mask.shape} but values {values.shape}."
+            )
+    mask = obs if mask is None else (mask & obs)
     values[~mask] = np.nan
     if times.size > 1 and not np.all(np.diff(times) > 0):
         raise LatentODEError(f"series {id!r}: times must be strictly increasing.")
@@ -89,6 +97,8 @@ class _Meta:
     id_name: str = "id"
     time_name: str = "time"
     truth: dict | None = None
+    variable_name: str = "variable"
+    value_name: str = "value"
 
 
 class SeriesDataset(Sequence):
@@ -110,6 +120,8 @@ class SeriesDataset(Sequence):
         id_name: str = "id",
         time_name: str = "time",
         truth: dict | None = None,
+        variable_name: str = "variable",
+        value_name: str = "value",
     ):
         self._series = list(series)
         self._meta = _Meta(
@@ -120,7 +132,14 @@ class SeriesDataset(Sequence):
             id_name,
             time_name,
             truth,
+            variable_name,
+            value_name,
         )
+        clash = set(self._meta.channels) & set(self._meta.static_names)
+        if clash:
+            raise LatentODEError(
+                f"{sorted(clash)} is both a channel and a static covariate; rename one."
+            )
         self._positions = {s.id: i for i, s in enumerate(self._series)}
         if len(self._positions) != len(self._series):
             raise LatentODEError("series ids must be unique within a dataset.")
@@ -198,7 +217,14 @@ class SeriesDataset(Sequence):
             return self._series[index]
         if isinstance(index, slice):
             return self.with_series(self._series[index])
-        return self.with_series([self._series[int(i)] for i in np.asarray(index).reshape(-1)])
+        index = np.asarray(index).reshape(-1)
+        if index.dtype == bool:
+            if len(index) != len(self):
+                raise LatentODEError(
+                    f"boolean index of length {len(index)} for a dataset of {len(self)} series."
+                )
+            index = np.flatnonzero(index)
+        return self.with_series([self._series[int(i)] for i in index])
 
     @property
     def loc(self) -> _ById:
@@ -285,9 +311,10 @@ class SeriesDataset(Sequence):
         """The data as a DataFrame in the user's column names and time units.
 
         ``format="wide"``: one row per (id, time), one column per channel, NaN where not
-        observed. ``format="long"``: one row per observed value with columns
-        ``variable`` and ``value``. Static covariates and the label become columns.
-        Reading the result back with the same column arguments gives the same data.
+        observed. ``format="long"``: one row per observed value with a variable-name and a
+        value column (named as in the long input, else ``variable`` and ``value``). Static
+        covariates and the label become columns. Reading the result back with the same
+        column arguments gives the same data.
         """
         if format not in ("wide", "long"):
             raise LatentODEError(f"format must be 'wide' or 'long', got {format!r}.")
@@ -331,8 +358,8 @@ class SeriesDataset(Sequence):
         frame = {
             self.id_name: ids[rows],
             self.time_name: time_col[rows],
-            "variable": np.array(self.channels, dtype=object)[cols],
-            "value": values[rows, cols],
+            self._meta.variable_name: np.array(self.channels, dtype=object)[cols],
+            self._meta.value_name: values[rows, cols],
         }
         frame.update({k: v[rows] for k, v in extra.items()})
         return pd.DataFrame(frame)
@@ -344,6 +371,8 @@ def _restore_id_dtype(ids: np.ndarray) -> np.ndarray:
         return ids.astype(np.int64)
     if ids.size and all(isinstance(i, str) for i in ids):
         return ids.astype(str)
+    if ids.size and all(isinstance(i, (float, np.floating)) for i in ids):
+        return ids.astype(np.float64)
     return ids
 
 
