@@ -15,6 +15,7 @@ import torch
 
 from latentode.data.dataset import Series
 from latentode.data.scaling import Scaler
+from latentode.errors import LatentODEError
 
 
 @dataclass
@@ -52,9 +53,10 @@ class Batch:
     def __len__(self) -> int:
         return self.times.shape[0]
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The same batch on ``device`` (Lightning calls this to move batches)."""
         moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
+            k: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
             for k, v in self.__dict__.items()
         }
         return Batch(**moved)
@@ -105,6 +107,17 @@ def collate(
     ``static_scaler`` is (mean [S], std [S]) for the static covariates.
     """
     targets = context if targets is None else targets
+    if len(targets) != len(context):
+        raise LatentODEError(
+            f"collate got {len(context)} context series but {len(targets)} target series; "
+            "pass the same series, in the same order, to both."
+        )
+    mismatch = [(c.id, t.id) for c, t in zip(context, targets) if c.id != t.id]
+    if mismatch:
+        raise LatentODEError(
+            f"context and target series differ at ids {mismatch[0]}; pass the same series, "
+            "in the same order, to both."
+        )
     origin = np.array(
         [
             c.times[0] if len(c) else (t.times[0] if len(t) else 0.0)

@@ -293,6 +293,8 @@ class SeriesDataset(Sequence):
         if frac is not None and not 0.0 < frac < 1.0:
             raise LatentODEError(f"frac must be in (0, 1), got {frac}.")
         cut_at = None if at is None else float(self.time_axis.from_user([at], "at")[0])
+        if cut_at is not None and np.isnan(cut_at):
+            raise LatentODEError(f"split_time(at={at!r}): at must be a time, not missing.")
         context, target = [], []
         for s in self._series:
             if cut_at is not None:

@@ -36,7 +36,8 @@ class Scaler:
 
         if len(data) == 0:
             raise LatentODEError("cannot fit a scaler on an empty dataset.")
-        stacked = np.concatenate([s.values for s in data])  # [N, C], NaN = not observed
+        # [N, C]: only what the mask marks observed counts, whatever sits under the mask
+        stacked = np.concatenate([np.where(s.mask, s.values, np.nan) for s in data])
         empty = np.flatnonzero(~np.any(~np.isnan(stacked), axis=0))
         if empty.size:
             names = ", ".join(data.channels[i] for i in empty)

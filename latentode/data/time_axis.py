@@ -8,6 +8,8 @@ had), so output comes back in the user's units.
 
 from __future__ import annotations
 
+import datetime
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,19 +77,97 @@ class TimeAxis:
         return out
 
     def from_user(self, values, what: str = "times") -> np.ndarray:
-        """The user's times (floats or datetimes, same kind as at fit) → float64 [N] in ``unit``."""
+        """The user's times (floats or datetimes, same kind as at fit) → float64 [N] in ``unit``.
+
+        Missing values (None, NaN, NaT) give NaN. Naive datetimes for a dataset whose times
+        had a time zone are read in that zone.
+
+        Raises:
+            LatentODEError: for values of the other kind (datetimes for numeric times,
+                numbers or text that is no date for datetime times).
+        """
+        if isinstance(values, (pd.Series, pd.Index)):
+            series = pd.Series(values.array)
+        else:
+            series = pd.Series(np.asarray(values).reshape(-1))
+        present = series.notna().to_numpy()
+        dtype = series.dtype
+        is_object = pd.api.types.is_object_dtype(dtype)
         if self.is_datetime:
-            try:
-                dt = pd.to_datetime(pd.Series(values), errors="raise")
-            except (ValueError, TypeError) as err:
+            dt = None
+            if pd.api.types.is_datetime64_any_dtype(dtype):
+                dt = series
+            elif not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                numbers = is_object and any(
+                    isinstance(v, (int, float, np.number)) for v in series[present]
+                )
+                if not numbers:
+                    dt = self._parse_datetimes(series)
+            if dt is None or (dt.isna().to_numpy() & present).any():
+                bad = series[present].iloc[0] if dt is None else series[dt.isna() & present].iloc[0]
                 raise LatentODEError(
-                    f"{what} could not be read as datetimes ({err}); this dataset's times "
+                    f"{what}: could not read {_plain(bad)!r} as a datetime; this dataset's times "
                     "are datetimes, so pass datetimes or ISO date strings."
-                ) from None
-            ns = _datetime_ns_utc(dt)
-            return (ns - pd.Timestamp(self.origin).value) / UNIT_NANOSECONDS[self.unit]
-        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+                )
+            if getattr(dt.dt, "tz", None) is None and self.tz is not None:
+                try:
+                    dt = dt.dt.tz_localize(self.tz)
+                except (ValueError, TypeError) as err:
+                    raise LatentODEError(
+                        f"{what}: naive datetimes could not be placed in the dataset's time zone "
+                        f"{self.tz} ({err}); pass times with a UTC offset."
+                    ) from None
+            valid = dt.notna().to_numpy()
+            out = np.full(len(dt), np.nan)
+            ns = _datetime_ns_utc(dt[valid])
+            out[valid] = (ns - pd.Timestamp(self.origin).value) / UNIT_NANOSECONDS[self.unit]
+            return out
+        datetime_like = (np.datetime64, np.timedelta64, datetime.date, datetime.timedelta)
+        if (
+            pd.api.types.is_datetime64_any_dtype(dtype)
+            or pd.api.types.is_timedelta64_dtype(dtype)
+            or (is_object and any(isinstance(v, datetime_like) for v in series[present]))
+        ):
+            raise LatentODEError(
+                f"{what}: this dataset's times are numbers (in {self.unit}), not datetimes; "
+                "pass numbers."
+            )
+        arr = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isnan(arr) & present
+        if bad.any():
+            raise LatentODEError(
+                f"{what}: could not read {_plain(series[bad].iloc[0])!r} as a number; this "
+                f"dataset's times are numbers (in {self.unit})."
+            )
         return arr
+
+    def _parse_datetimes(self, series: pd.Series) -> pd.Series:
+        """Datetime-like values → datetimes (NaT where unreadable); several offsets → UTC."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return pd.to_datetime(series, errors="coerce", format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                # several UTC offsets: each value on its own, naive ones in self.tz
+                stamps = pd.Series([self._timestamp_utc(v) for v in series], dtype=object)
+                return pd.to_datetime(stamps, utc=True)
+
+    def _timestamp_utc(self, value) -> pd.Timestamp:
+        """One datetime-like → a UTC Timestamp (naive: in ``tz``), NaT if unreadable."""
+        try:
+            ts = pd.Timestamp(value)
+            if ts is pd.NaT:
+                return ts
+            if ts.tz is None:
+                ts = ts.tz_localize(self.tz or "UTC")
+            return ts.tz_convert("UTC")
+        except (ValueError, TypeError, OverflowError):
+            return pd.NaT
+
+
+def _plain(value):
+    """numpy scalar → Python scalar, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _datetime_ns_utc(dt: pd.Series) -> np.ndarray:

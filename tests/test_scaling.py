@@ -1,0 +1,114 @@
+"""Scaler: fitted on observed training values only, exact inverses, plain-number serialisation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import latentode as lo
+from latentode import LatentODEError
+from latentode.data import Scaler, Series
+
+CHANNELS = ("a", "b", "c")
+
+
+def series_with_garbage(
+    k: int, rng: np.random.Generator, garbage: float
+) -> tuple[Series, np.ndarray]:
+    """A series whose unobserved cells hold ``garbage``; also returns the NaN-masked values."""
+    n = 3 + k
+    times = np.cumsum(rng.uniform(0.1, 2.0, size=n)) + 10.0 * k
+    values = rng.normal(loc=[5.0, -3.0, 100.0], scale=[1.0, 0.01, 30.0], size=(n, 3))
+    mask = rng.random((n, 3)) < 0.6
+    mask[0] = True  # every channel observed somewhere
+    mask[:, 2] = False
+    mask[1, 2] = True  # channel c: one observed value per series, always 42
+    values[:, 2] = 42.0
+    clean = np.where(mask, values, np.nan)
+    return Series(k, times, np.where(mask, values, garbage), mask), clean
+
+
+def datasets(garbage: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    pairs = [series_with_garbage(k, rng, garbage) for k in range(5)]
+    return lo.SeriesDataset([s for s, _ in pairs], CHANNELS), np.concatenate([c for _, c in pairs])
+
+
+def test_fit_uses_observed_values_only_and_matches_numpy():
+    data, clean = datasets(garbage=np.nan)
+    scaler = Scaler.fit(data)
+    np.testing.assert_allclose(scaler.mean, np.nanmean(clean, axis=0), rtol=1e-13)
+    std = np.nanstd(clean, axis=0)  # population std, as StandardScaler
+    np.testing.assert_allclose(scaler.std[:2], std[:2], rtol=1e-12)
+    assert std[2] == 0.0 and scaler.std[2] == 1.0  # a constant channel is not divided by 0
+    for garbage in (1e300, -7.0, 0.0, np.inf):
+        masked, _ = datasets(garbage=garbage)
+        assert Scaler.fit(masked) == scaler, garbage
+
+
+def test_time_scale_is_the_longest_training_span():
+    data, _ = datasets(garbage=np.nan)
+    spans = [s.times[-1] - s.times[0] for s in data]
+    assert Scaler.fit(data).time_scale == max(spans)
+    single = lo.SeriesDataset(
+        [Series("x", np.array([4.0]), np.ones((1, 1)), np.ones((1, 1), bool))], ["v"]
+    )
+    assert Scaler.fit(single).time_scale == 1.0
+
+
+def test_transforms_invert_exactly():
+    data, clean = datasets(garbage=np.nan)
+    scaler = Scaler.fit(data)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 7, 3)) * np.array([1.0, 0.01, 30.0]) + np.array([5.0, -3.0, 100.0])
+    z = scaler.transform_values(x)
+    np.testing.assert_allclose(
+        z, (x - np.nanmean(clean, axis=0)) / np.array(scaler.std), rtol=1e-12
+    )
+    np.testing.assert_allclose(scaler.inverse_values(z), x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scaler.inverse_std(np.ones(3)), scaler.std, rtol=0)
+    for j in (0, 1):  # observed training values come out standardised
+        column = np.full((int(np.sum(~np.isnan(clean[:, j]))), 3), 0.0)
+        column[:, j] = clean[~np.isnan(clean[:, j]), j]
+        standardised = scaler.transform_values(column)[:, j]
+        np.testing.assert_allclose(standardised.mean(), 0.0, atol=1e-12)
+        np.testing.assert_allclose(standardised.std(), 1.0, rtol=1e-12)
+    t = np.array([3.0, 7.5, 12.25])
+    m = scaler.transform_times(t, origin=3.0)
+    np.testing.assert_allclose(m, (t - 3.0) / scaler.time_scale, rtol=1e-15)
+    np.testing.assert_allclose(scaler.inverse_times(m, origin=3.0), t, rtol=1e-12)
+    assert np.isnan(scaler.transform_values(np.full((1, 3), np.nan))).all()
+
+
+def test_round_trip_through_json_as_plain_numbers():
+    data, _ = datasets(garbage=np.nan)
+    scaler = Scaler.fit(data)
+    d = scaler.to_dict()
+    assert all(type(v) is float for v in d["mean"] + d["std"]) and type(d["time_scale"]) is float
+    again = Scaler.from_dict(json.loads(json.dumps(d)))
+    assert again == scaler
+    x = np.linspace(-2, 2, 9).reshape(3, 3)
+    np.testing.assert_array_equal(again.inverse_values(x), scaler.inverse_values(x))
+
+
+def test_fit_on_train_only_ignores_the_test_series():
+    data, _ = datasets(garbage=np.nan)
+    train = data.split(test_size=2, seed=0)[0]
+    train_values = np.concatenate([np.where(s.mask, s.values, np.nan) for s in train])
+    np.testing.assert_allclose(Scaler.fit(train).mean, np.nanmean(train_values, axis=0), rtol=1e-13)
+    assert Scaler.fit(train) != Scaler.fit(data)
+
+
+def test_fit_errors():
+    with pytest.raises(LatentODEError, match="empty dataset"):
+        Scaler.fit(lo.SeriesDataset([], CHANNELS))
+    s = Series(
+        "x",
+        np.array([0.0, 1.0]),
+        np.array([[1.0, 5.0], [2.0, 5.0]]),
+        np.array([[True, False], [True, False]]),
+    )
+    with pytest.raises(LatentODEError, match=r"channel.*v.*no observed value"):
+        Scaler.fit(lo.SeriesDataset([s], ["u", "v"]))
