@@ -13,6 +13,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,24 @@ from latentode.data.dataset import Series, SeriesDataset
 from latentode.data.io import from_dataframe
 from latentode.data.scaling import Scaler
 from latentode.data.tasks import TaskConfig
-from latentode.data.time_axis import TimeAxis
+from latentode.data.time_axis import UNIT_NANOSECONDS, TimeAxis
 from latentode.errors import LatentODEError
 from latentode.models import build_network
 from latentode.models.latent_ode import LatentODEConfig
 from latentode.models.odernn import AutoregressiveConfig
-from latentode.nn.solve import SolverConfig, nfe_counter
+from latentode.nn.solve import ADAPTIVE_METHODS, SolverConfig, nfe_counter
 
 FILE_FORMAT = "latentode-model"
 FILE_FORMAT_VERSION = 1
 _HEADER_KEY = "latentode"
+#: predict/score keyword → SolverConfig field, for per-call solver overrides
+_SOLVER_OVERRIDES = {
+    "solver": "method",
+    "rtol": "rtol",
+    "atol": "atol",
+    "step_size": "step_size",
+    "adjoint": "adjoint",
+}
 
 
 class NotFittedError(LatentODEError, AttributeError):
@@ -52,6 +61,12 @@ class _SeriesEstimator(BaseEstimator):
     _kind: str
 
     def _solver_config(self, **override) -> SolverConfig:
+        unknown = sorted(set(override) - set(_SOLVER_OVERRIDES))
+        if unknown:
+            raise LatentODEError(
+                f"unknown solver option(s) {unknown}; predict and score take "
+                f"{', '.join(f'{k}=' for k in _SOLVER_OVERRIDES)}."
+            )
         base = {
             "method": self.solver,
             "rtol": self.rtol,
@@ -59,7 +74,10 @@ class _SeriesEstimator(BaseEstimator):
             "step_size": self.step_size,
             "adjoint": self.adjoint,
         }
-        base.update({k: v for k, v in override.items() if v is not None})
+        given = {_SOLVER_OVERRIDES[k]: v for k, v in override.items() if v is not None}
+        if given.get("method") in ADAPTIVE_METHODS and "step_size" not in given:
+            base["step_size"] = None  # an adaptive method chooses its own steps
+        base.update(given)
         return SolverConfig(**base)
 
     # ---- fit ----------------------------------------------------------------------
@@ -158,6 +176,8 @@ class _SeriesEstimator(BaseEstimator):
             "log_every_n_steps": 1,
             "default_root_dir": str(log_dir),
         }
+        if val is None:
+            trainer_args["limit_val_batches"] = 0
         trainer_args.update(trainer_kwargs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -213,7 +233,7 @@ class _SeriesEstimator(BaseEstimator):
             )
         if not ds.time_axis.is_datetime and ds.time_axis.unit != self.time_axis_.unit:
             ds = _relabel_time_unit(ds, self.time_axis_)
-        empty = [s.id for s in ds if len(s) == 0]
+        empty = [s.id for s in ds if s.n_observed == 0]
         if empty:
             raise LatentODEError(
                 f"{what} series {empty[:5]} have no observed point; the model needs at least "
@@ -232,7 +252,11 @@ class _SeriesEstimator(BaseEstimator):
         axis = ds.time_axis
 
         def query(sid, t_user) -> Series:
-            t = np.unique(axis.from_user(np.atleast_1d(np.asarray(t_user)), f"times for {sid!r}"))
+            t_user = np.atleast_1d(np.asarray(t_user))
+            if t_user.size == 0:  # a dict or frame of times that leaves this series out
+                t = np.zeros(0)
+            else:
+                t = np.unique(axis.from_user(t_user, f"times for {sid!r}"))
             if np.isnan(t).any() or np.isinf(t).any():
                 raise LatentODEError(
                     f"times for series {sid!r} contain missing or infinite values."
@@ -350,7 +374,7 @@ class _SeriesEstimator(BaseEstimator):
                 ids.extend([tgt.id] * n)
         frame = {
             self.id_name_: _id_array(ids),
-            self.time_name_: ds.time_axis.to_user(np.concatenate(times) if times else []),
+            self.time_name_: _times_to_user(ds.time_axis, np.concatenate(times) if times else []),
         }
         mean_all = np.concatenate(means) if means else np.zeros((0, len(self.channels_)))
         std_all = np.concatenate(stds) if stds else np.zeros((0, len(self.channels_)))
@@ -390,7 +414,8 @@ class _SeriesEstimator(BaseEstimator):
                 vals = mu[:, b, :n].numpy() * sc_std + sc_mean  # [S, n, C]
                 part = pd.DataFrame(vals.reshape(-1, vals.shape[-1]), columns=self.channels_)
                 part.insert(0, "sample", np.repeat(np.arange(n_samples), n))
-                part.insert(0, self.time_name_, np.tile(ds.time_axis.to_user(tgt.times), n_samples))
+                user_times = _times_to_user(ds.time_axis, tgt.times)
+                part.insert(0, self.time_name_, np.tile(user_times, n_samples))
                 part.insert(0, self.id_name_, [tgt.id] * len(part))
                 rows.append(part)
         df = pd.concat(rows, ignore_index=True)
@@ -431,7 +456,7 @@ class _SeriesEstimator(BaseEstimator):
             lam = out["log_intensity"].exp().mean(0) / self.scaler_.time_scale  # [B, T', C]
             for b, tgt in enumerate(targets):
                 part = pd.DataFrame(lam[b, : len(tgt)].numpy(), columns=self.channels_)
-                part.insert(0, self.time_name_, ds.time_axis.to_user(tgt.times))
+                part.insert(0, self.time_name_, _times_to_user(ds.time_axis, tgt.times))
                 part.insert(0, self.id_name_, [tgt.id] * len(tgt))
                 rows.append(part)
         return pd.concat(rows, ignore_index=True)
@@ -479,7 +504,7 @@ class _SeriesEstimator(BaseEstimator):
             context, target = ds.split_time(frac=frac)
         else:
             raise LatentODEError(f"task must be 'interp' or 'extrap', got {task!r}.")
-        keep = [i for i, (c, t) in enumerate(zip(context, target)) if len(c) and len(t)]
+        keep = [i for i, (c, t) in enumerate(zip(context, target)) if c.n_observed and t.n_observed]
         if not keep:
             raise LatentODEError("no series has points both in the context and to predict.")
         context, target = context[keep], target[keep]
@@ -574,7 +599,9 @@ class _SeriesEstimator(BaseEstimator):
             ) from None
         try:
             header = json.loads(meta[_HEADER_KEY])
-        except (KeyError, json.JSONDecodeError):
+            if not isinstance(header, dict):
+                raise TypeError(type(header).__name__)
+        except (KeyError, TypeError, json.JSONDecodeError):
             raise LatentODEError(
                 f"{path} is a safetensors file but has no latentode header; it was not written "
                 "by latentode's save()."
@@ -588,7 +615,12 @@ class _SeriesEstimator(BaseEstimator):
                 f"{header.get('format_version')!r}; this latentode ({__version__}) reads "
                 f"{FILE_FORMAT!r} version {FILE_FORMAT_VERSION}."
             )
-        estimator_cls = _ESTIMATORS.get(header.get("estimator"), cls)
+        estimator_cls = _ESTIMATORS.get(header.get("estimator"))
+        if estimator_cls is None:
+            raise LatentODEError(
+                f"{path} holds an unknown estimator {header.get('estimator')!r}; this "
+                f"latentode knows {sorted(_ESTIMATORS)}."
+            )
         if not issubclass(estimator_cls, cls):
             raise LatentODEError(
                 f"{path} holds a {header.get('estimator')} model; load it with "
@@ -598,22 +630,22 @@ class _SeriesEstimator(BaseEstimator):
             model = estimator_cls(**header["params"])
             net = build_network(header["kind"], header["config"])
             net.load_state_dict(state, strict=True)
-        except (TypeError, KeyError, RuntimeError, LatentODEError) as err:
+            model.network_ = net.eval()
+            model.kind_ = header["kind"]
+            model.config_ = header["config"]
+            model.scaler_ = Scaler.from_dict(header["scaler"])
+            ss = header.get("static_scaler")
+            model.static_scaler_ = None if ss is None else (np.asarray(ss[0]), np.asarray(ss[1]))
+            model.channels_ = list(header["channels"])
+            model.time_axis_ = TimeAxis.from_dict(header["time_axis"])
+            model.static_names_ = list(header["static_names"])
+            model.label_name_ = header["label_name"]
+            model.id_name_ = header["id_name"]
+            model.time_name_ = header["time_name"]
+        except (TypeError, KeyError, IndexError, ValueError, RuntimeError) as err:
             raise LatentODEError(
                 f"{path} does not match this latentode version's model ({err})."
             ) from None
-        model.network_ = net.eval()
-        model.kind_ = header["kind"]
-        model.config_ = header["config"]
-        model.scaler_ = Scaler.from_dict(header["scaler"])
-        ss = header.get("static_scaler")
-        model.static_scaler_ = None if ss is None else (np.asarray(ss[0]), np.asarray(ss[1]))
-        model.channels_ = list(header["channels"])
-        model.time_axis_ = TimeAxis.from_dict(header["time_axis"])
-        model.static_names_ = list(header["static_names"])
-        model.label_name_ = header["label_name"]
-        model.id_name_ = header["id_name"]
-        model.time_name_ = header["time_name"]
         model.n_features_in_ = len(model.channels_)
         return model
 
@@ -882,6 +914,25 @@ def _fit_static_scaler(data: SeriesDataset) -> tuple[np.ndarray, np.ndarray] | N
         std = np.nanstd(static, axis=0)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     return mean, std
+
+
+def _times_to_user(axis: TimeAxis, times) -> np.ndarray | pd.DatetimeIndex:
+    """Query times [N] (floats in ``axis.unit``) → the user's numbers or datetimes.
+
+    ``TimeAxis.to_user`` rounds datetimes to the training data's resolution, which is
+    right for the data but would move a requested 01:30 to 02:00 for hourly data: here
+    the resolution is the coarsest one that still holds every requested time exactly.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if not axis.is_datetime or times.size == 0:
+        return axis.to_user(times)
+    ns = times * UNIT_NANOSECONDS[axis.unit]  # since the origin
+    tol = 0.5 + 8 * np.finfo(np.float64).eps * np.abs(ns)  # float error of the times
+    for res in sorted(UNIT_NANOSECONDS, key=UNIT_NANOSECONDS.__getitem__, reverse=True):
+        step = UNIT_NANOSECONDS[res]
+        if np.all(np.abs(ns - np.round(ns / step) * step) <= tol):
+            break
+    return replace(axis, resolution=res).to_user(times)
 
 
 def _id_array(ids: list) -> np.ndarray:

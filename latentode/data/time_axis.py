@@ -86,6 +86,8 @@ class TimeAxis:
             LatentODEError: for values of the other kind (datetimes for numeric times,
                 numbers or text that is no date for datetime times).
         """
+        if np.ndim(values) == 1 and len(values) == 0:
+            return np.zeros(0, dtype=np.float64)
         if isinstance(values, (pd.Series, pd.Index)):
             series = pd.Series(values.array)
         else:
