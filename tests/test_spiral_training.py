@@ -3,7 +3,8 @@
 Interpolation: half of each test spiral's points are hidden; the latent ODE must fill
 them in better than per-series linear interpolation. Forecasting: the second half of
 each test spiral must be predicted far better than by repeating the last value.
-Both are checked against the generator's noisy observations.
+Both are checked against the generator's noisy observations, and the central 90%
+predictive interval must cover between 85% and 95% of the hidden values.
 """
 
 import numpy as np
@@ -50,6 +51,8 @@ def test_interpolation_beats_linear_interpolation(fitted):
     scores = model.score(test, task="interp", frac=0.5, seed=0)
     print(f"interp: latent ODE {scores['mse']:.4f} vs linear {baseline:.4f}")
     assert scores["mse"] < 0.7 * baseline
+    # the calibrated central 90% interval means what it says on held-out points
+    assert 0.85 <= scores["coverage_90"] <= 0.95
 
 
 def test_forecast_beats_last_value(fitted):
@@ -59,3 +62,4 @@ def test_forecast_beats_last_value(fitted):
     scores = model.score(test, task="extrap", frac=0.5)
     print(f"extrap: latent ODE {scores['mse']:.4f} vs last value {baseline:.4f}")
     assert scores["mse"] < 0.1 * baseline
+    assert 0.85 <= scores["coverage_90"] <= 0.95
