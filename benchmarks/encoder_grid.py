@@ -267,7 +267,8 @@ def machine_info(device: torch.device, dtype: torch.dtype) -> dict:
     return info
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark (``argv`` as on the command line); returns what it writes to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="B = 16, 64 and 3 repeats")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":
