@@ -31,6 +31,9 @@ from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
 
 MIN_NOISE_STD = 1e-3
+#: How z evolves between times: a neural ODE, or a GRU stepping through each series'
+#: own query times with the gap as input (with encoder="rnn": the paper's RNN-VAE).
+LATENT_DYNAMICS = ("ode", "rnn")
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,18 @@ class LatentODEConfig:
         default_factory=lambda: SolverConfig(method="euler", step_size=0.5).to_dict()
     )
     n_grid: int = 64
+    dynamics: str = "ode"
 
     def __post_init__(self):
+        if self.dynamics not in LATENT_DYNAMICS:
+            raise LatentODEError(
+                f"dynamics={self.dynamics!r} is unknown; use one of {LATENT_DYNAMICS}."
+            )
+        if self.dynamics == "rnn" and self.poisson:
+            raise LatentODEError(
+                "the Poisson head needs ODE dynamics (its integral is part of the solve); "
+                "use dynamics='ode' or poisson=False."
+            )
         if self.encoder not in ENCODERS:
             raise LatentODEError(
                 f"encoder={self.encoder!r} is unknown; use one of {sorted(ENCODERS)}."
@@ -108,7 +121,11 @@ class LatentODENet(nn.Module):
             )
         else:
             self.encoder = enc_cls(input_dim=c, latent_dim=latent, hidden_dim=cfg.encoder_hidden)
-        self.dynamics = MLPVectorField(latent, hidden=cfg.hidden, depth=cfg.depth)
+        if cfg.dynamics == "ode":
+            self.dynamics = MLPVectorField(latent, hidden=cfg.hidden, depth=cfg.depth)
+        else:
+            self.dynamics = None
+            self.rnn_dynamics = nn.GRUCell(1, latent)
         self.decoder = nn.Linear(latent, c)
         self.log_noise = nn.Parameter(
             torch.full((c,), math.log(cfg.noise_std)), requires_grad=cfg.learn_noise
@@ -142,6 +159,8 @@ class LatentODENet(nn.Module):
         """z0 [S, B, L] → z at ``times`` [B, T'] as [S, B, T', L], and the intensity's
         integral Λ [S, B, T', C] from time 0 (None without the Poisson head)."""
         solver = solver or self.solver
+        if self.dynamics is None:
+            return self._rnn_paths(z0, times), None
         if self.intensity is None:
             return solve_at_times(self.dynamics, z0, times, solver, self.cfg.n_grid), None
         aug = AugmentedDynamics(self.dynamics, self.intensity)
@@ -149,6 +168,22 @@ class LatentODENet(nn.Module):
         path = solve_at_times(aug, start, times, solver, self.cfg.n_grid)
         latent = self.cfg.latent_dim
         return path[..., :latent], path[..., latent:]
+
+    def _rnn_paths(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """RNN-VAE decoder: a GRU steps z through each series' own sorted query times.
+
+        z0 [S, B, L], times [B, T'] (ascending within a series, padding repeats the
+        last time) → [S, B, T', L]. The input at each step is the gap since the last.
+        """
+        n_s, n_b, n_l = z0.shape
+        z = z0.reshape(n_s * n_b, n_l)  # [S*B, L]
+        gaps = torch.diff(times, dim=1, prepend=torch.zeros_like(times[:, :1]))  # [B, T']
+        gaps = gaps.unsqueeze(0).expand(n_s, -1, -1).reshape(n_s * n_b, -1)  # [S*B, T']
+        path = []
+        for k in range(times.shape[1]):
+            z = self.rnn_dynamics(gaps[:, k : k + 1], z)
+            path.append(z)
+        return torch.stack(path, dim=1).view(n_s, n_b, -1, n_l)
 
     def sample_z0(
         self, mean: torch.Tensor, std: torch.Tensor, n: int, generator: torch.Generator | None
