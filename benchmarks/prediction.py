@@ -1,0 +1,141 @@
+"""Prediction cost: ``LatentODE.predict`` on 1,000 series x 100 query times, and the
+error / function-evaluation trade-off of the decoder solve as its tolerance loosens.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+import warnings
+from contextlib import redirect_stdout
+
+import numpy as np
+import torch
+from harness import median, timed
+
+import latentode as lo
+from latentode.nn.likelihoods import masked_mse
+from latentode.nn.solve import SolverConfig
+
+N_SERIES, N_TIMES = 1000, 100
+SPIRAL_T_MAX = 6.0
+
+
+def fit_briefly(epochs: int, seed: int = 0) -> tuple[lo.LatentODE, float]:
+    """A LatentODE (estimator defaults) fitted for ``epochs`` epochs on 200 spirals; (model, s)."""
+    model = lo.LatentODE(seed=seed)
+    data = lo.datasets.spiral(200, seed=seed)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory() as log_dir,
+        warnings.catch_warnings(),
+        redirect_stdout(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        model.fit(
+            data,
+            max_epochs=epochs,
+            accelerator="cpu",
+            devices=1,
+            log_dir=log_dir,
+            progress_bar=False,
+        )
+    return model, time.perf_counter() - start
+
+
+def predict_timing(
+    model: lo.LatentODE,
+    sample_counts: list[int],
+    thread_counts: list[int],
+    repeats: int,
+    seed: int = 1,
+) -> list[dict]:
+    """Seconds of ``model.predict`` on N_SERIES spirals (40 points each) at N_TIMES shared times.
+
+    Every (samples, threads) setting is timed ``repeats`` times, interleaved with the
+    others; the median is reported. The estimator predicts on CPU.
+    """
+    context = lo.datasets.spiral(N_SERIES, seed=seed)
+    times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
+    settings = [(s, t) for s in sample_counts for t in thread_counts]
+    seconds: dict[tuple[int, int], list[float]] = {k: [] for k in settings}
+    nfe: dict[tuple[int, int], int | None] = {}
+    threads_before = torch.get_num_threads()
+    model.predict(context[:50], times=times, n_samples=2)  # warm-up
+    for r in range(repeats):
+        for key in settings if r % 2 == 0 else settings[::-1]:
+            torch.set_num_threads(key[1])
+            df, secs = timed(
+                lambda key=key: model.predict(context, times=times, n_samples=key[0]),
+                torch.device("cpu"),
+            )
+            seconds[key].append(secs)
+            nfe[key] = df.attrs["nfe"]
+            if len(df) != N_SERIES * N_TIMES:
+                raise SystemExit(f"predict returned {len(df)} rows, expected {N_SERIES * N_TIMES}")
+    torch.set_num_threads(threads_before)
+    return [
+        {
+            "n_samples": s,
+            "threads": t,
+            "seconds": median(seconds[(s, t)]),
+            "runs": seconds[(s, t)],
+            "decoder_nfe": nfe[(s, t)],
+        }
+        for s, t in settings
+    ]
+
+
+@torch.no_grad()
+def tolerance_tradeoff(
+    net: torch.nn.Module,
+    batches: list,
+    rtols: list[float],
+    device: torch.device,
+    repeats: int = 3,
+) -> list[dict]:
+    """Decoder solve at each ``rtol`` (``atol = rtol / 10``) on validation interpolation batches.
+
+    For each tolerance: the MSE of the posterior-mean prediction against the held-out
+    values (scaled units), its RMS deviation from a tight solve (rtol 1e-7), the
+    decoder's function evaluations per batch and the seconds per pass over the batches.
+    """
+    net = net.eval()
+    means = [net.encode(b)[0].unsqueeze(0) for b in batches]  # [1, B, L] each
+
+    def predict(solver: SolverConfig) -> list[torch.Tensor]:
+        return [
+            net.decoder(net.latent_paths(m, b.target_times, solver)[0])[0]
+            for m, b in zip(means, batches)
+        ]
+
+    exact = predict(SolverConfig("dopri5", rtol=1e-7, atol=1e-8, max_steps=100_000))
+    rows = []
+    for rtol in rtols:
+        solver = SolverConfig("dopri5", rtol=rtol, atol=rtol / 10)
+        secs = []
+        for _ in range(repeats):
+            net.dynamics.nfe.reset()
+            preds, s = timed(lambda solver=solver: predict(solver), device)
+            secs.append(s)
+        nfe = net.dynamics.nfe.forward / len(batches)
+        sse = sum(
+            float(masked_mse(p, b.target_values, b.target_mask) * b.target_mask.sum())
+            for p, b in zip(preds, batches)
+        )
+        count = sum(float(b.target_mask.sum()) for b in batches)
+        dev = [(p - e).square() * b.target_mask for p, e, b in zip(preds, exact, batches)]
+        rows.append(
+            {
+                "rtol": rtol,
+                "atol": rtol / 10,
+                "val_mse": sse / count,
+                "rms_vs_tight": (sum(float(d.sum()) for d in dev) / count) ** 0.5,
+                "decoder_nfe_per_batch": nfe,
+                "seconds": median(secs),
+            }
+        )
+    return rows
