@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--poisson", action="store_true", default=None, help="also model observation times"
     )
     model.add_argument("--solver", help="ODE solver (default dopri5)")
-    model.add_argument("--batch-size", type=_positive_int, help="series per batch (default 50)")
+    model.add_argument("--batch-size", type=_positive_int, help="series per batch (default 16)")
     model.add_argument("--lr", type=float, help="learning rate (default 0.01)")
     model.add_argument("--val-frac", type=float, help="share of series for early stopping")
     model.add_argument("--patience", type=int, help="epochs without improvement before stopping")
