@@ -357,7 +357,9 @@ class _SeriesEstimator(BaseEstimator):
             quantiles: e.g. ``(0.05, 0.95)`` adds ``<c>_q5`` and ``<c>_q95`` columns.
             seed: seeds the samples (default: the estimator's seed).
             solver_override: ``solver=``, ``rtol=``, ``atol=``, ``step_size=`` for this
-                call only (e.g. a looser tolerance for speed).
+                call only (e.g. a looser tolerance for speed). ``step_size`` is in model
+                time, where the longest training series spans 1 (``scaler_.time_scale``
+                data units).
 
         Returns:
             DataFrame with the id and time columns, and per channel ``<c>`` (mean) and
