@@ -65,8 +65,11 @@ class AutoregressiveNet(nn.Module):
         cfg = AutoregressiveConfig(**config)
         self.cfg = cfg
         self.solver = SolverConfig.from_dict(cfg.solver)
+        # GRU-Δt: no time passes for the hidden state, so one Euler step of a zero gap
+        # (the identity) is all its pass needs; the solver is for the ODE-RNN only
+        pass_solver = self.solver if cfg.cell == "odernn" else SolverConfig("euler")
         self.odernn = ODERNN(
-            cfg.n_channels, cfg.hidden_dim, cfg.hidden, cfg.depth, solver=self.solver
+            cfg.n_channels, cfg.hidden_dim, cfg.hidden, cfg.depth, solver=pass_solver
         )
         extra = 1 if cfg.cell == "gru_dt" else 0
         self.decoder = mlp(cfg.hidden_dim + extra, 2 * cfg.n_channels, cfg.hidden, 1, "tanh")
@@ -82,11 +85,7 @@ class AutoregressiveNet(nn.Module):
         """Gaussian mean and std [B, T', C] at the batch's target times (scaled units)."""
         solver = solver or self.solver
         times, lengths = batch.times, batch.lengths
-        if self.cfg.cell == "gru_dt":
-            # no hidden ODE: a zero-length solve leaves the state where the GRU put it
-            states = self._gru_states(batch)
-        else:
-            states = self.odernn(times, batch.values, batch.mask, lengths)
+        states = self._states(batch)
         n_b, n_t = times.shape
         valid = torch.arange(n_t, device=times.device) < lengths.unsqueeze(-1)  # [B, T]
         ctx_t = torch.where(valid, times, torch.inf)  # [B, T] padding never "before"
@@ -112,14 +111,10 @@ class AutoregressiveNet(nn.Module):
         mean, raw = out.chunk(2, dim=-1)  # [B, T', C]
         return mean, F.softplus(raw) + MIN_STD
 
-    def _gru_states(self, batch: Batch):
-        zero = SolverConfig(method="euler", step_size=None)
-        saved, self.odernn.solver = self.odernn.solver, zero
-        try:
-            times = torch.zeros_like(batch.times)  # no time passes between observations
-            return self.odernn(times, batch.values, batch.mask, batch.lengths)
-        finally:
-            self.odernn.solver = saved
+    def _states(self, batch: Batch):
+        """The forward hidden-state pass over the context (GRU-Δt: with zero gaps)."""
+        times = batch.times if self.cfg.cell == "odernn" else torch.zeros_like(batch.times)
+        return self.odernn(times, batch.values, batch.mask, batch.lengths)
 
     def training_loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Gaussian negative log-likelihood per observed target value."""
@@ -137,7 +132,7 @@ class AutoregressiveNet(nn.Module):
     @torch.no_grad()
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden state after the last context observation [B, H] (std: zeros)."""
-        states = self.odernn(batch.times, batch.values, batch.mask, batch.lengths)
+        states = self._states(batch)
         return states.final, torch.zeros_like(states.final)
 
     @torch.no_grad()
