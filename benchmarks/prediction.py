@@ -1,5 +1,10 @@
 """Prediction cost: ``LatentODE.predict`` on 1,000 series x 100 query times, and the
 error / function-evaluation trade-off of the decoder solve as its tolerance loosens.
+
+Standalone (also imported by ``run.py``)::
+
+    python benchmarks/prediction.py --quick                     # n_samples 10, 30, 100; 1 thread
+    python benchmarks/prediction.py --model /tmp/m --threads 1 2  # fit once, reuse the model
 """
 
 from __future__ import annotations
@@ -56,23 +61,27 @@ def predict_timing(
     """Seconds of ``model.predict`` on N_SERIES spirals (40 points each) at N_TIMES shared times.
 
     Every (samples, threads) setting is timed ``repeats`` times, interleaved with the
-    others; the median is reported. The estimator predicts on CPU.
+    others; the median is reported, wall and process CPU time (the latter is steadier
+    on a shared machine at one thread). The estimator predicts on CPU.
     """
     context = lo.datasets.spiral(N_SERIES, seed=seed)
     times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
     settings = [(s, t) for s in sample_counts for t in thread_counts]
     seconds: dict[tuple[int, int], list[float]] = {k: [] for k in settings}
+    cpu: dict[tuple[int, int], list[float]] = {k: [] for k in settings}  # process CPU time
     nfe: dict[tuple[int, int], int | None] = {}
     threads_before = torch.get_num_threads()
     model.predict(context[:50], times=times, n_samples=2)  # warm-up
     for r in range(repeats):
         for key in settings if r % 2 == 0 else settings[::-1]:
             torch.set_num_threads(key[1])
+            cpu_start = time.process_time()
             df, secs = timed(
                 lambda key=key: model.predict(context, times=times, n_samples=key[0]),
                 torch.device("cpu"),
             )
             seconds[key].append(secs)
+            cpu[key].append(time.process_time() - cpu_start)
             nfe[key] = df.attrs["nfe"]
             if len(df) != N_SERIES * N_TIMES:
                 raise SystemExit(f"predict returned {len(df)} rows, expected {N_SERIES * N_TIMES}")
@@ -83,6 +92,7 @@ def predict_timing(
             "threads": t,
             "seconds": median(seconds[(s, t)]),
             "runs": seconds[(s, t)],
+            "cpu_seconds": median(cpu[(s, t)]),
             "decoder_nfe": nfe[(s, t)],
         }
         for s, t in settings
@@ -139,3 +149,43 @@ def tolerance_tradeoff(
             }
         )
     return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Time ``predict`` on 1,000 x 100 (medians of interleaved runs); one row per setting."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats (default 5)")
+    parser.add_argument("--samples", type=int, nargs="+", default=[10, 30, 100])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--fit-epochs", type=int, default=5)
+    parser.add_argument(
+        "--model", type=Path, default=None, help="load this saved model, or fit and save it here"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.model is not None and args.model.exists():
+        model = lo.LatentODE.load(args.model)
+    else:
+        model, fit_seconds = fit_briefly(args.fit_epochs)
+        print(f"fitted for {args.fit_epochs} epochs in {fit_seconds:.1f} s")
+        if args.model is not None:
+            model.save(args.model)
+    repeats = args.repeats or (3 if args.quick else 5)
+    rows = predict_timing(model, args.samples, args.threads, repeats)
+    print(f"predict, {N_SERIES} series x {N_TIMES} times, median of {repeats} runs:")
+    for row in rows:
+        runs = ", ".join(f"{s:.2f}" for s in row["runs"])
+        print(
+            f"  n_samples {row['n_samples']:>4}  threads {row['threads']}  "
+            f"{row['seconds']:.2f} s, CPU {row['cpu_seconds']:.2f} s  "
+            f"(runs {runs}; decoder NFE {row['decoder_nfe']})"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

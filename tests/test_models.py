@@ -354,3 +354,32 @@ def test_estimator_configures_clipping_and_lr_schedule(tmp_path) -> None:
     assert probe.lrs[0] == pytest.approx(lr)
     assert probe.lrs[-1] == pytest.approx(lr * decay**epochs, rel=1e-12)
     assert model.best_checkpoint_  # fit's own checkpoint callback survived the merge
+
+
+# ---- the decoder applied in the read-out's memory order -----------------------------
+def test_rowwise_equals_applying_the_module_directly() -> None:
+    from latentode.models.latent_ode import rowwise
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2).double()
+    base = torch.randn(4, 5, 6, 3, dtype=DT)
+    for x in (base, base.permute(2, 0, 1, 3), base.permute(1, 2, 0, 3), base[:, ::2]):
+        got = rowwise(layer, x)
+        assert got.shape == (*x.shape[:-1], 2)
+        torch.testing.assert_close(got, layer(x.contiguous()), rtol=0, atol=1e-14)
+
+
+def test_sample_decodes_each_latent_path_point() -> None:
+    net = _latent_net("odernn", poisson=True)
+    batch = _batch(*_pairs())
+    out = net.sample(batch, 4, generator=torch.Generator().manual_seed(0))
+    z = out["z"]  # [S, B, T', L]
+    assert z.shape == (4, len(batch), batch.target_times.shape[1], 3)
+    torch.testing.assert_close(out["mean"], net.decoder(z.contiguous()), rtol=0, atol=1e-14)
+    expected = net.intensity.log_intensity(z.contiguous())
+    torch.testing.assert_close(out["log_intensity"], expected, rtol=0, atol=1e-14)
+    for b in range(len(batch)):  # z against direct solves from each sample's z0
+        n = int(batch.target_lengths[b])
+        times = batch.target_times[b, :n]
+        reference = _reference_path(net.dynamics, out["z0"][:, b], times)  # [S, n, L]
+        torch.testing.assert_close(z[:, b, :n], reference, rtol=0, atol=1e-8)

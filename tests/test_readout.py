@@ -10,7 +10,13 @@ import torchdiffeq
 from torch import nn
 
 from latentode.errors import LatentODEError
-from latentode.nn.readout import hermite_interpolate, solve_at_times
+from latentode.nn.readout import (
+    MIN_GRID,
+    derivative_matrix,
+    interpolation_weights,
+    solve_at_times,
+    time_grid,
+)
 from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
 
@@ -62,8 +68,20 @@ def test_matches_direct_solve_at_each_series_times() -> None:
     assert got.shape == (3, 6, 2)
     for i in range(3):
         expected = _direct(field, z0[i], times[i])
-        assert (got[i] - expected).abs().max() < 1e-4
-        torch.testing.assert_close(got[i], expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(got[i], expected, atol=1e-8, rtol=0)
+
+
+def test_dense_queries_converge_at_high_order() -> None:
+    z0, _ = _batch()
+    field = Pendulum()
+    gen = torch.Generator().manual_seed(3)
+    times = torch.rand(3, 200, generator=gen, dtype=DT) * 7 - 2  # [B, T'] in [-2, 5)
+    expected = torch.stack([_direct(field, z0[i], times[i]) for i in range(3)])
+    errors = [
+        (solve_at_times(field, z0, times, TIGHT, n_grid=n) - expected).abs().max().item()
+        for n in (32, 64)
+    ]
+    assert errors[1] < 2e-7 and errors[0] / errors[1] > 30, errors
 
 
 @pytest.mark.parametrize("time_dependent", [False, True])
@@ -81,7 +99,7 @@ def test_mlp_field_with_samples_and_exact_ends(time_dependent: bool) -> None:
     for s in range(2):
         for i in range(3):
             expected = _direct(field, z0[s, i], times[i])
-            torch.testing.assert_close(got[s, i], expected, atol=1e-6, rtol=0)
+            torch.testing.assert_close(got[s, i], expected, atol=2e-8, rtol=0)
 
 
 def test_batch_equals_each_series_alone() -> None:
@@ -90,7 +108,7 @@ def test_batch_equals_each_series_alone() -> None:
     together = solve_at_times(field, z0, times, TIGHT)
     for i in range(3):
         alone = solve_at_times(field, z0[i : i + 1], times[i : i + 1], TIGHT)
-        torch.testing.assert_close(together[i], alone[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(together[i], alone[0], atol=1e-8, rtol=0)
 
 
 def test_only_negative_or_only_zero_times() -> None:
@@ -99,7 +117,7 @@ def test_only_negative_or_only_zero_times() -> None:
     negative = torch.tensor([[-2.0, -1.0], [-0.5, 0.0], [-2.0, -2.0]], dtype=DT)
     got = solve_at_times(field, z0, negative, TIGHT)
     for i in range(3):
-        torch.testing.assert_close(got[i], _direct(field, z0[i], negative[i]), atol=1e-6, rtol=0)
+        torch.testing.assert_close(got[i], _direct(field, z0[i], negative[i]), atol=1e-9, rtol=0)
     zeros = torch.zeros(3, 4, dtype=DT)
     torch.testing.assert_close(solve_at_times(field, z0, zeros, TIGHT), z0[:, None].expand(3, 4, 2))
 
@@ -119,26 +137,68 @@ def test_gradients_flow_and_adjoint_agrees() -> None:
         torch.testing.assert_close(g_direct, g_adjoint, atol=1e-5, rtol=1e-5)
 
 
-def test_fixed_step_solver_counts_grid_and_derivative_evaluations() -> None:
+def test_fixed_step_solver_counts_only_the_solve() -> None:
     field = MLPVectorField(2, hidden=8, depth=1).double()
     z0, times = _batch()
     solve_at_times(field, z0, times, SolverConfig("rk4"), n_grid=20)
-    # rk4 steps once per grid interval on each side, plus one batched derivative call
-    n_back, n_fwd = 6, 16  # grid points backwards to -1.5 and forwards to 4.0 (h = 5.5 / 19)
-    assert field.nfe.forward == 4 * (n_back - 1 + n_fwd - 1) + 1
+    # h = 5.5 / 19: 6 grid steps back to -6h <= -1.5, 14 forward to 14h >= 4.0; rk4 steps
+    # once per grid interval and the read-out calls the field no more.
+    assert time_grid(-1.5, 4.0, 20) == (pytest.approx(5.5 / 19), -6, 14)
+    assert field.nfe.forward == 4 * (6 + 14)
 
 
-def test_hermite_interpolation_is_fourth_order() -> None:
-    query = torch.linspace(0.0, 3.0, 301, dtype=DT).reshape(1, -1)  # [B=1, T']
+def test_time_grid_covers_the_queries_and_zero() -> None:
+    for t_min, t_max, n_grid in [(-1.5, 4.0, 20), (0.3, 2.0, 64), (-2.0, -0.1, 64), (0.0, 1.0, 2)]:
+        h, k_lo, k_hi = time_grid(t_min, t_max, n_grid)
+        assert k_lo <= 0 <= k_hi and k_lo * h <= t_min + 1e-12 and k_hi * h >= t_max - 1e-12
+        assert (k_lo + 1) * h > min(t_min, 0.0) and (k_hi - 1) * h < max(t_max, 0.0)
+        assert max(n_grid, MIN_GRID) <= k_hi - k_lo + 1 <= max(n_grid, MIN_GRID) + 1
+
+
+def test_derivative_matrices_are_exact_on_sextics() -> None:
+    n = 12
+    k = torch.arange(n, dtype=DT)
+    first, second = derivative_matrix(n, 1, DT), derivative_matrix(n, 2, DT)
+    for degree in range(7):
+        tol = 1e-9 * n**degree
+        slope = degree * k ** (degree - 1) if degree else torch.zeros(n, dtype=DT)
+        curve = degree * (degree - 1) * k ** (degree - 2) if degree > 1 else 0 * k
+        torch.testing.assert_close(first @ k**degree, slope, atol=tol, rtol=0)
+        torch.testing.assert_close(second @ k**degree, curve, atol=tol, rtol=0)
+    with pytest.raises(LatentODEError, match="at least"):
+        derivative_matrix(MIN_GRID - 1, 1, DT)
+
+
+def test_interpolation_weights_reproduce_quintics_and_grid_points() -> None:
+    n = 9
+    k = torch.arange(n, dtype=DT)
+    position = torch.linspace(0.0, n - 1, 97, dtype=DT).reshape(1, -1)  # [B=1, T']
+    weights = interpolation_weights(position, n)  # [1, T', n]
+    assert weights.shape == (1, 97, n)
+    assert ((weights != 0).sum(-1) <= 8).all()
+
+    def quintic(x: torch.Tensor) -> torch.Tensor:
+        return 0.3 - 1.2 * x + 0.5 * x**2 - 0.07 * x**3 + 0.01 * x**4 - 0.001 * x**5
+
+    torch.testing.assert_close(weights[0] @ quintic(k), quintic(position[0]), atol=1e-12, rtol=0)
+    exact = interpolation_weights(k.reshape(3, 3), n)  # integer positions, the last included
+    torch.testing.assert_close(exact.reshape(n, n), torch.eye(n, dtype=DT), atol=0, rtol=0)
+
+
+def test_interpolation_is_sixth_order() -> None:
+    t_end = 3.0
+    query = torch.linspace(0.0, t_end, 301, dtype=DT)
     errors = []
     for n in (16, 32, 64):
-        grid = torch.linspace(0.0, 3.0, n, dtype=DT)
-        states = torch.sin(grid)[:, None, None]  # [G, B, L]
-        derivs = torch.cos(grid)[:, None, None]
-        got = hermite_interpolate(grid, states, derivs, query)[0, :, 0]
-        errors.append((got - torch.sin(query[0])).abs().max().item())
+        h = t_end / (n - 1)
+        grid = torch.linspace(0.0, t_end, n, dtype=DT)
+        got = interpolation_weights(query / h, n) @ torch.sin(grid)  # [T']
+        errors.append((got - torch.sin(query)).abs().max().item())
+        # 10x below the bound of cubic Hermite with exact slopes, h^4 / 384 * max|sin''''|
+        assert errors[-1] <= h**4 / 384 / 10
+    assert errors[-1] < 1e-10  # the cubic bound at 64 points: 1.3e-8
     rates = [math.log2(errors[k] / errors[k + 1]) for k in range(2)]
-    assert all(3.6 < rate < 4.4 for rate in rates), rates
+    assert all(5.8 < rate < 8.0 for rate in rates), rates
 
 
 def test_bad_inputs() -> None:

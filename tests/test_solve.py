@@ -20,7 +20,7 @@ from latentode.nn.solve import (
     advance,
     solve,
 )
-from latentode.nn.vector_fields import MLPVectorField
+from latentode.nn.vector_fields import FAST_TANH_MIN_ELEMENTS, MLPVectorField, Tanh
 
 DT = torch.float64
 
@@ -216,3 +216,25 @@ def test_config_validation_and_round_trip() -> None:
         SolverConfig.from_dict({"method": "rk4", "tol": 1.0})
     with pytest.raises(AttributeError):
         config.method = "euler"  # type: ignore[misc]
+
+
+# ---- the tanh activation ------------------------------------------------------------------
+@pytest.mark.parametrize("numel", [100, FAST_TANH_MIN_ELEMENTS + 1])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 3e-7), (torch.float64, 1e-15)])
+def test_tanh_equals_torch_tanh_in_value_and_gradient(numel, dtype, tol) -> None:
+    x = torch.randn(numel, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 4
+    x = torch.cat([x, torch.tensor([0.0, 1e-8, -30.0, 30.0], dtype=dtype)]).requires_grad_()
+    ours = Tanh()(x)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    ref = torch.tanh(x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=tol)
+    torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=4 * tol)
+
+
+def test_sigmoid_tanh_has_exact_first_and_second_derivatives() -> None:
+    from latentode.nn.vector_fields import _SigmoidTanh
+
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_SigmoidTanh.apply, (x,))
+    assert torch.autograd.gradgradcheck(_SigmoidTanh.apply, (x,))

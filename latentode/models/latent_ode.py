@@ -10,6 +10,7 @@ importance-weighted bound (K samples; K = 1 is the ELBO) with KL warm-up.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -200,13 +201,13 @@ class LatentODENet(nn.Module):
         mean, std = self.encode(batch)  # [B, L]
         z0 = self.sample_z0(mean, std, self.cfg.n_samples, None)  # [S, B, L]
         z, cum_intensity = self.latent_paths(z0, batch.target_times)  # [S, B, T', L]
-        pred = self.decoder(z)  # [S, B, T', C]
+        pred = rowwise(self.decoder, z)  # [S, B, T', C]
         mask = batch.target_mask
         log_px = gaussian_log_likelihood(pred, batch.target_values, mask, self.noise_std)
         out: dict[str, torch.Tensor] = {}
         n_obs = mask.sum().clamp_min(1.0)
         if self.intensity is not None:
-            log_lam = self.intensity.log_intensity(z)  # [S, B, T', C]
+            log_lam = rowwise(self.intensity.log_intensity, z)  # [S, B, T', C]
             integral = _window_integral(cum_intensity, batch.target_lengths)  # [S, B, C]
             log_pt = poisson_log_likelihood(log_lam, mask, integral)  # [S, B]
             log_px = log_px + log_pt
@@ -236,7 +237,7 @@ class LatentODENet(nn.Module):
     def predict_mean(self, batch: Batch) -> torch.Tensor:
         mean, _ = self.encode(batch)
         z, _ = self.latent_paths(mean.unsqueeze(0), batch.target_times)
-        return self.decoder(z)[0]  # [B, T', C]
+        return rowwise(self.decoder, z)[0]  # [B, T', C]
 
     @torch.no_grad()
     def sample(
@@ -255,12 +256,27 @@ class LatentODENet(nn.Module):
         mean, std = self.encode(batch)
         z0 = self.sample_z0(mean, std, n_samples, generator)
         z, _ = self.latent_paths(z0, batch.target_times, solver)
-        out = {"mean": self.decoder(z), "noise_std": self.noise_std, "z": z, "z0": z0}
+        out = {"mean": rowwise(self.decoder, z), "noise_std": self.noise_std, "z": z, "z0": z0}
         if self.intensity is not None:
-            out["log_intensity"] = self.intensity.log_intensity(z)
+            out["log_intensity"] = rowwise(self.intensity.log_intensity, z)
         if self.classifier is not None:
             out["label_logits"] = self.label_logits(z0, batch)
         return out
+
+
+def rowwise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn`` (acting on the last dim only) on ``x`` [..., L] in ``x``'s memory order → [..., C].
+
+    ``solve_at_times`` returns a permuted view; applying ``fn`` to the underlying
+    contiguous order and permuting back avoids copying it (same values as ``fn(x)``).
+    """
+    lead = sorted(range(x.dim() - 1), key=lambda d: -x.stride(d))  # outermost first
+    order = [*lead, x.dim() - 1]
+    inner = x.permute(order)
+    if not inner.is_contiguous():
+        return fn(x)
+    inverse = [order.index(d) for d in range(x.dim())]
+    return fn(inner).permute(inverse)
 
 
 def _window_integral(cum: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
