@@ -85,26 +85,35 @@ def union_collate(
     dtype: torch.dtype = torch.float32,
 ) -> UnionBatch:
     """Context and target series → a :class:`UnionBatch` on the union of all their stamps."""
-    union = np.unique(np.concatenate([s.times for s in (*context, *targets)]))  # [U]
+    origin = min(s.times[0] for s in (*context, *targets) if len(s))
+    np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+
+    def stamps(times: np.ndarray) -> np.ndarray:
+        """Model times as the solver sees them (stamps equal in ``dtype`` are one stamp)."""
+        return scaler.transform_times(times, origin).astype(np_dtype)
+
+    union = np.unique(np.concatenate([stamps(s.times) for s in (*context, *targets)]))  # [U]
     n_b, n_u, n_c = len(context), len(union), len(scaler.mean)
 
     def on_union(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
         values, mask = np.zeros((n_b, n_u, n_c)), np.zeros((n_b, n_u, n_c))
         for b, s in enumerate(series):
-            idx = np.searchsorted(union, s.times)
+            idx = np.searchsorted(union, stamps(s.times))
             values[b, idx] = np.where(s.mask, scaler.transform_values(np.nan_to_num(s.values)), 0)
             mask[b, idx] = s.mask
         return values, mask
 
     values, mask = on_union(context)
     target_values, target_mask = on_union(targets)
-    last = np.array([np.searchsorted(union, s.times[-1]) for s in context], dtype=np.int64)
+    last = np.array(
+        [np.searchsorted(union, stamps(s.times[-1:]))[0] for s in context], dtype=np.int64
+    )
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=dtype)
 
     return UnionBatch(
-        times=tensor(scaler.transform_times(union, union[0])),
+        times=torch.as_tensor(union),
         values=tensor(values),
         mask=tensor(mask),
         target_values=tensor(target_values),
