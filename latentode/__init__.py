@@ -1,9 +1,10 @@
 """latentode: latent ODE models for irregularly-sampled multivariate time series.
 
-The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`read_csv`
-and :func:`from_dataframe` (data in), :mod:`latentode.datasets` (synthetic data and
-the PhysioNet 2012 reader) and :mod:`latentode.plotting`. Torch and Lightning are
-imported on first use of an estimator, so reading data stays quick.
+The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`read_csv`,
+:func:`iter_csv` (a file in chunks of series, bounded memory) and :func:`from_dataframe`
+(data in), :mod:`latentode.datasets` (synthetic data and the PhysioNet 2012 reader)
+and :mod:`latentode.plotting`. Torch and Lightning are imported on first use of an
+estimator, so reading data stays quick.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ _LAZY = {
     "ODERNN": ("latentode.estimator", "ODERNN"),
     "datasets": ("latentode.datasets", None),
     "plotting": ("latentode.plotting", None),
+    "iter_csv": ("latentode.data.streaming", "iter_csv"),
 }
 
 if TYPE_CHECKING:
     from latentode import datasets, plotting
+    from latentode.data.streaming import iter_csv
     from latentode.estimator import ODERNN, LatentODE
 
 
@@ -46,6 +49,7 @@ __all__ = [
     "__version__",
     "datasets",
     "from_dataframe",
+    "iter_csv",
     "plotting",
     "read_csv",
 ]

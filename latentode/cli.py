@@ -16,10 +16,12 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -157,12 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--devices", default="auto", help="number of devices, or auto (default)")
     fit.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
     fit.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the training run in --out from its last complete epoch (after a "
+        "crash, a kill or Ctrl-C); the same data and options give the same model as an "
+        "uninterrupted run",
+    )
     fit.set_defaults(command=_cmd_fit)
 
     predict = sub.add_parser(
         "predict",
         help="interpolate or forecast with a fitted model",
-        description="Predict mean, std and quantiles at chosen times given observed context.",
+        description="Predict mean, std and quantiles at chosen times given observed context. "
+        "Streams: reads the context --series-per-chunk series at a time and writes PRED.csv "
+        "only when every chunk succeeded (memory does not grow with the number of series).",
     )
     predict.add_argument("model", metavar="MODEL", help="model file written by fit")
     predict.add_argument("context", metavar="CONTEXT.csv", help="observed points")
@@ -175,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, metavar="PRED.csv", help="output CSV")
     predict.add_argument(
         "--quantiles", type=_floats, default=(0.05, 0.95), help="default 0.05,0.95"
+    )
+    predict.add_argument(
+        "--series-per-chunk",
+        type=_positive_int,
+        default=1000,
+        help="series read and predicted at a time: memory does not grow with the file; a "
+        "series' rows must be contiguous (default 1000)",
     )
     _add_sampling_args(predict)
     _add_column_args(predict, defaults=False)
@@ -346,7 +364,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         max_epochs=args.epochs,
         accelerator=args.accelerator,
         devices=_devices(args.devices),
+        resume=args.resume,
     )
+    if model.interrupted_:
+        print(
+            f"interrupted: no model written; continue with the same command and --resume "
+            f"(checkpoints in {out / 'checkpoints'}).",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     path = model.save(out / "model.safetensors")
     history = model.history_
     print(
@@ -363,22 +389,36 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """Stream: read the context in chunks of series, predict and append each to the output."""
     import latentode as lo
 
     model = _load_model(args.model)
     read = _read_kwargs(args, model)
-    context = lo.read_csv(args.context, **read)
-    times = _parse_times(args.times, context, model.time_axis_.is_datetime, read)
-    pred = model.predict(
-        context,
+    times = _parse_times(args.times, model.time_axis_.is_datetime, read)
+    chunks = lo.iter_csv(args.context, series_per_chunk=args.series_per_chunk, **read)
+    n_series = n_rows = 0
+
+    def counted(chunks):
+        nonlocal n_series
+        for chunk in chunks:
+            n_series += len(chunk)
+            yield chunk
+
+    preds = model.predict_stream(
+        counted(chunks),
         times,
         n_samples=args.n_samples,
         quantiles=args.quantiles or None,
         seed=args.seed,
         **_solver_override(args),
     )
-    path = _write_csv(pred, args.out)
-    print(f"wrote {len(pred)} rows for {len(context)} series to {path}")
+    with _atomic_csv(args.out) as (path, write):
+        for pred in preds:
+            write(pred)
+            n_rows += len(pred)
+        if isinstance(times, _TimesFile):
+            times.check_all_used()
+    print(f"wrote {n_rows} rows for {n_series} series to {path}")
     return 0
 
 
@@ -422,6 +462,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"{len(data.channels)} channels, up to {settings.epochs} epochs"
     )
     model = lo.LatentODE(**{**dict(settings.params), "seed": args.seed})
+    for previous in ("checkpoints", "logs"):  # the demo's own earlier run: start afresh
+        shutil.rmtree(out / previous, ignore_errors=True)
     fit_seconds = _train(model, train, out, not args.no_progress_bar, max_epochs=settings.epochs)
     model.save(out / "model.safetensors")
 
@@ -565,8 +607,9 @@ def _load_model(path: str):
 
 
 # ---- predict helpers --------------------------------------------------------------------------
-def _parse_times(spec: str | None, context, is_datetime: bool, read: dict):
-    """``--times`` → what ``predict`` takes: None, one array for all series, or {id: array}."""
+def _parse_times(spec: str | None, is_datetime: bool, read: dict):
+    """``--times`` → what ``predict_stream`` takes: None, one array for all series, or a
+    :class:`_TimesFile` that gives each chunk of series its times."""
     import numpy as np
 
     from latentode.errors import LatentODEError
@@ -575,7 +618,7 @@ def _parse_times(spec: str | None, context, is_datetime: bool, read: dict):
         return None
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".gz") or path.exists():
-        return _times_from_csv(path, context, read)
+        return _times_from_csv(path, read)
     parts = spec.split(":")
     if len(parts) == 3 and all(_is_number(p) for p in parts):
         start, stop, step = (float(p) for p in parts)
@@ -601,7 +644,28 @@ def _parse_times(spec: str | None, context, is_datetime: bool, read: dict):
     return np.asarray([float(s) for s in items])
 
 
-def _times_from_csv(path: Path, context, read: dict) -> dict:
+@dataclass
+class _TimesFile:
+    """An id,time file's query times by id text, handed out to each chunk of series."""
+
+    path: Path
+    by_text: dict  # id text → times [T] (the user's numbers or datetime text)
+
+    def __call__(self, chunk) -> dict:
+        """The times of ``chunk``'s series, keyed by their ids (as the chunk has them)."""
+        return {i: self.by_text.pop(str(i)) for i in chunk.ids if str(i) in self.by_text}
+
+    def check_all_used(self) -> None:
+        """Raise if the file names ids that no chunk held."""
+        from latentode.errors import LatentODEError
+
+        if self.by_text:
+            raise LatentODEError(
+                f"times file {self.path} has ids not in the context: {list(self.by_text)[:5]}."
+            )
+
+
+def _times_from_csv(path: Path, read: dict) -> _TimesFile:
     import pandas as pd
 
     from latentode.errors import LatentODEError
@@ -619,11 +683,12 @@ def _times_from_csv(path: Path, context, read: dict) -> dict:
             f"times file {path} has no column(s) {missing}; it needs {id_col!r} and "
             f"{time_col!r} (its columns are {list(frame.columns)})."
         )
-    by_text = {str(i): i for i in context.ids}
-    unknown = [i for i in pd.unique(frame[id_col]) if i not in by_text]
-    if unknown:
-        raise LatentODEError(f"times file {path} has ids not in the context: {unknown[:5]}.")
-    return {by_text[k]: g[time_col].to_numpy() for k, g in frame.groupby(id_col, sort=False)}
+    missing = frame[id_col].isna().to_numpy()
+    if missing.any():
+        line = int(missing.argmax()) + 2
+        raise LatentODEError(f"times file {path}: line {line} has no id in column {id_col!r}.")
+    groups = frame.groupby(id_col, sort=False)[time_col]
+    return _TimesFile(path, {str(k): g.to_numpy() for k, g in groups})
 
 
 def _is_number(text: str) -> bool:
@@ -634,18 +699,32 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _write_csv(frame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to ``path`` atomically (a temporary file, then os.replace)."""
+@contextmanager
+def _atomic_csv(path: str | os.PathLike) -> Iterator[tuple[Path, Callable[[Any], None]]]:
+    """Write DataFrames one after another to ``path`` as one CSV, atomically.
+
+    Yields (path, write): each ``write(frame)`` appends to a temporary file in
+    ``path``'s folder (the header once); leaving the block moves it onto ``path`` with
+    ``os.replace``. On any error or Ctrl-C the temporary file is removed and ``path``
+    is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        frame.to_csv(tmp, index=False)
+        with open(tmp, "w", newline="") as handle:
+            first = True
+
+            def write(frame) -> None:
+                nonlocal first
+                frame.to_csv(handle, index=False, header=first)
+                first = False
+
+            yield path, write
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 # ---- output helpers ---------------------------------------------------------------------------

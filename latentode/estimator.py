@@ -8,11 +8,14 @@ interpolates and forecasts with uncertainty in the user's own units; ``save`` an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import signal
+import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,16 +93,28 @@ class _SeriesEstimator(BaseEstimator):
         devices: int | str = "auto",
         log_dir: str | os.PathLike | None = None,
         progress_bar: bool = True,
+        resume: bool = False,
         **trainer_kwargs,
     ) -> _SeriesEstimator:
         """Train on ``train`` (a dataset, or a DataFrame read with ``id_col=``/``time_col=``...).
 
         Without ``val``, a seeded ``val_frac`` share of the training series is held out
         for early stopping and checkpoint selection (a message says how many). Logs
-        and checkpoints go to ``log_dir`` (a new temporary folder by default; see
-        ``log_dir_``). Extra keyword arguments go to ``lightning.Trainer`` (column
-        arguments such as ``id_col=`` go to :func:`latentode.from_dataframe`);
+        and checkpoints (``checkpoints/best.ckpt`` and ``last.ckpt``, rewritten
+        atomically after every epoch) go to ``log_dir`` (a new temporary folder by
+        default; see ``log_dir_``); a ``log_dir`` that already holds a run is refused
+        unless ``resume=True``. Extra keyword arguments go to ``lightning.Trainer``
+        (column arguments such as ``id_col=`` go to :func:`latentode.from_dataframe`);
         ``callbacks=`` are added to fit's own checkpoint and early-stopping callbacks.
+
+        ``resume=True`` continues the run in ``log_dir`` from its last complete epoch
+        (after a crash, a kill or Ctrl-C); with the same data and parameters it ends
+        with the same weights as a run that was never stopped (on CPU). Without a
+        checkpoint there, training starts from the beginning.
+
+        Ctrl-C stops training cleanly: the checkpoints of the last complete epoch stay,
+        a message says where, and fit returns with the best weights so far and
+        ``interrupted_ = True``.
 
         Returns:
             self, with ``history_`` (per-epoch metrics), ``scaler_``, ``channels_``,
@@ -112,8 +127,24 @@ class _SeriesEstimator(BaseEstimator):
         from lightning.pytorch.loggers import CSVLogger
 
         from latentode.data.datamodule import SeriesDataModule
-        from latentode.models.training import OptimConfig, TrainingModule
+        from latentode.models.checkpoints import AtomicCheckpointIO, read_checkpoint
+        from latentode.models.history import read_history, set_aside
+        from latentode.models.training import (
+            InterruptWatch,
+            NonFiniteLossError,
+            OptimConfig,
+            TrainingModule,
+        )
 
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise LatentODEError(f"seed must be a non-negative integer, got {self.seed!r}.")
+        if self.seed < 0:
+            raise LatentODEError(f"seed must be a non-negative integer, got {self.seed}.")
+        if resume and log_dir is None:
+            raise LatentODEError(
+                "resume=True continues the run in log_dir=; pass the log_dir of the run "
+                "(the folder that holds its checkpoints/)."
+            )
         column_kwargs = _pop_column_kwargs(trainer_kwargs)
         train = _as_dataset(train, "train", column_kwargs)
         _check_trainable(train, "train")
@@ -137,8 +168,21 @@ class _SeriesEstimator(BaseEstimator):
         optim = OptimConfig(
             lr=self.lr, lr_decay=self.lr_decay, kl_warmup_epochs=self.kl_warmup_epochs
         ).to_dict()
+        log_dir = (
+            Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="latentode-"))
+        )
+        hparams = {
+            "kind": self._kind,
+            "config": config,
+            "optim": optim,
+            "seed": self.seed,
+            "data": _fingerprint(train, val),
+        }
+        resume_from = _resume_point(log_dir, resume, hparams)
+        if resume_from is not None:
+            set_aside(log_dir / "logs")  # Lightning's CSV logger would delete it
         L.seed_everything(self.seed, verbose=False)
-        module = TrainingModule(self._kind, config, optim)
+        module = TrainingModule(**hparams)
         datamodule = SeriesDataModule(
             train,
             scaler,
@@ -147,9 +191,6 @@ class _SeriesEstimator(BaseEstimator):
             task=TaskConfig(task=self.train_task),
             static_scaler=static_scaler,
             seed=self.seed,
-        )
-        log_dir = (
-            Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="latentode-"))
         )
         monitor = "val_mse" if val is not None else "train_loss"
         checkpoint = ModelCheckpoint(
@@ -162,7 +203,8 @@ class _SeriesEstimator(BaseEstimator):
         user_callbacks = trainer_kwargs.pop("callbacks", None) or []
         if not isinstance(user_callbacks, (list, tuple)):
             user_callbacks = [user_callbacks]
-        callbacks = [checkpoint, *user_callbacks]  # the user's run alongside fit's own
+        watch = InterruptWatch()
+        callbacks = [checkpoint, watch, *user_callbacks]  # the user's run alongside fit's own
         if val is not None and self.patience:
             callbacks.append(EarlyStopping(monitor=monitor, patience=self.patience, mode="min"))
         trainer_args = {
@@ -171,26 +213,43 @@ class _SeriesEstimator(BaseEstimator):
             "devices": devices,
             "gradient_clip_val": self.gradient_clip,
             "callbacks": callbacks,
-            "logger": CSVLogger(str(log_dir), name="logs", version=""),
+            # flushed every step, so a killed run's history survives for its resume
+            "logger": CSVLogger(str(log_dir), name="logs", version="", flush_logs_every_n_steps=1),
             "enable_progress_bar": progress_bar,
             "enable_model_summary": False,
             "num_sanity_val_steps": 0,
             "log_every_n_steps": 1,
             "default_root_dir": str(log_dir),
+            "plugins": [AtomicCheckpointIO()],
         }
         if val is None:
             trainer_args["limit_val_batches"] = 0
         trainer_args.update(trainer_kwargs)
+        previous_sigint = signal.getsignal(signal.SIGINT)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists.*")
+            warnings.filterwarnings("ignore", ".*Experiment logs directory.*")  # set aside
             warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
             trainer = L.Trainer(**trainer_args)
-            trainer.fit(module, datamodule=datamodule)
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            except SystemExit:  # Lightning's answer to Ctrl-C: graceful shutdown, then exit
+                if not watch.interrupted:
+                    raise
+                signal.signal(signal.SIGINT, previous_sigint)  # Lightning left it ignored
+            except NonFiniteLossError as err:
+                kept = log_dir / "checkpoints"
+                raise NonFiniteLossError(
+                    f"{err} The checkpoints of the last good epoch are in {kept}."
+                ) from None
 
+        self.interrupted_ = watch.interrupted
         best = checkpoint.best_model_path
+        if watch.interrupted:
+            _report_interrupt(log_dir, watch.epoch, best)
         if best and Path(best).exists():
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            state = read_checkpoint(Path(best))["state_dict"]
             module.load_state_dict(state)
         self.network_ = module.net.cpu().eval()
         self.kind_ = self._kind
@@ -200,7 +259,7 @@ class _SeriesEstimator(BaseEstimator):
         self._set_data_meta(train)
         self.log_dir_ = str(log_dir)
         self.best_checkpoint_ = best or None
-        self.history_ = _read_history(log_dir / "logs")
+        self.history_ = read_history(log_dir / "logs")
         self.interval_scale_ = self._calibrate_intervals(val)
         return self
 
@@ -258,11 +317,25 @@ class _SeriesEstimator(BaseEstimator):
 
     def _context(self, context, what: str = "context") -> SeriesDataset:
         self._check_fitted()
-        kwargs = {"id_col": self.id_name_, "time_col": self.time_name_}
+        kwargs = {
+            "id_col": self.id_name_,
+            "time_col": self.time_name_,
+            "time_unit": self.time_axis_.unit,  # datetimes become floats in the model's unit
+        }
         if self.static_names_:
             kwargs["static_cols"] = self.static_names_
-        ds = _as_dataset(context, what, kwargs, expected_channels=self.channels_)
+        ds = _as_dataset(
+            context,
+            what,
+            kwargs,
+            expected_channels=self.channels_,
+            ignore=[self.label_name_] if self.label_name_ else (),
+        )
         _check_same_channels(ds, self.channels_, what)
+        if len(ds) == 0:
+            raise LatentODEError(
+                f"{what} has no series; pass at least one series with an observed value."
+            )
         if ds.time_axis.is_datetime != self.time_axis_.is_datetime:
             kind = "datetimes" if self.time_axis_.is_datetime else "numbers"
             raise LatentODEError(
@@ -271,6 +344,8 @@ class _SeriesEstimator(BaseEstimator):
             )
         if not ds.time_axis.is_datetime and ds.time_axis.unit != self.time_axis_.unit:
             ds = _relabel_time_unit(ds, self.time_axis_)
+        elif ds.time_axis.unit != self.time_axis_.unit:
+            ds = _convert_time_unit(ds, self.time_axis_.unit)
         empty = [s.id for s in ds if s.n_observed == 0]
         if empty:
             raise LatentODEError(
@@ -284,27 +359,49 @@ class _SeriesEstimator(BaseEstimator):
             )
         return ds
 
-    def _targets(self, ds: SeriesDataset, times) -> list[Series]:
-        """The query times per series, as empty Series (float times in the dataset's unit)."""
+    def _targets(self, ds: SeriesDataset, times, horizon: float | None = None) -> list[Series]:
+        """The query times per series, as empty Series (float times in the dataset's unit).
+
+        With ``horizon`` (see :meth:`predict`), refuses query times more than ``horizon``
+        training spans before or after a series' observed context, and contexts that
+        themselves span more than ``horizon`` training spans.
+        """
         n_c = len(self.channels_)
         axis = ds.time_axis
+        if isinstance(times, (str, bytes)):
+            raise LatentODEError(
+                f"times is a single string ({times!r:.40}); pass a list of times, e.g. "
+                f"times=[{times!r:.40}], a dict {{id: times}} or a DataFrame of "
+                f"({self.id_name_!r}, {self.time_name_!r}) rows."
+            )
 
         def query(sid, t_user) -> Series:
-            t_user = np.atleast_1d(np.asarray(t_user))
+            t_user = _query_array(t_user, sid)
             if t_user.size == 0:  # a dict or frame of times that leaves this series out
                 t = np.zeros(0)
             else:
-                t = np.unique(axis.from_user(t_user, f"times for {sid!r}"))
+                t = np.unique(_from_user(axis, t_user, f"times for series {sid!r}"))
             if np.isnan(t).any() or np.isinf(t).any():
                 raise LatentODEError(
                     f"times for series {sid!r} contain missing or infinite values."
+                )
+            if (
+                axis.is_datetime
+                and len(t)
+                and np.abs(t).max() * UNIT_NANOSECONDS[axis.unit] >= 2**63
+            ):
+                raise LatentODEError(
+                    f"times for series {sid!r} include a datetime about "
+                    f"{np.abs(t).max() * UNIT_NANOSECONDS[axis.unit] / 3.156e16:.0f} years from "
+                    f"the data ({axis.origin}), more than the 292 years datetimes can span; "
+                    "pass times closer to the data."
                 )
             empty = np.full((len(t), n_c), np.nan)
             return Series(sid, t, empty, np.zeros((len(t), n_c), dtype=bool))
 
         if times is None:
-            return [query(s.id, axis.to_user(s.times)) for s in ds]
-        if isinstance(times, pd.DataFrame):
+            targets = [query(s.id, axis.to_user(s.times)) for s in ds]
+        elif isinstance(times, pd.DataFrame):
             id_col, time_col = self.id_name_, self.time_name_
             missing = [c for c in (id_col, time_col) if c not in times.columns]
             if missing:
@@ -312,19 +409,35 @@ class _SeriesEstimator(BaseEstimator):
                     f"the times DataFrame needs columns {id_col!r} and {time_col!r}; it has "
                     f"{list(times.columns)}."
                 )
+            no_id = times[id_col].isna().to_numpy()
+            if no_id.any():
+                row = times.index[np.flatnonzero(no_id)[0]]
+                row = row.item() if isinstance(row, np.generic) else row
+                raise LatentODEError(
+                    f"the times DataFrame has no id in column {id_col!r} in the row with "
+                    f"index {row!r} ({int(no_id.sum())} "
+                    "row(s)); give every row the id of a context series."
+                )
             groups = {k: g[time_col].to_numpy() for k, g in times.groupby(id_col, sort=False)}
             unknown = [k for k in groups if k not in set(ds.ids)]
             if unknown:
                 raise LatentODEError(
-                    f"the times DataFrame has ids not in the context: {unknown[:5]}."
+                    f"the times DataFrame has ids not in the context: {unknown[:5]}"
+                    f"{_known_ids(ds)}."
                 )
-            return [query(s.id, groups.get(s.id, [])) for s in ds]
-        if isinstance(times, Mapping):
+            targets = [query(s.id, groups.get(s.id, [])) for s in ds]
+        elif isinstance(times, Mapping):
             unknown = [k for k in times if k not in set(ds.ids)]
             if unknown:
-                raise LatentODEError(f"times has ids not in the context: {unknown[:5]}.")
-            return [query(s.id, times.get(s.id, [])) for s in ds]
-        return [query(s.id, times) for s in ds]
+                raise LatentODEError(
+                    f"times has ids not in the context: {unknown[:5]}{_known_ids(ds)}."
+                )
+            targets = [query(s.id, times.get(s.id, [])) for s in ds]
+        else:
+            targets = [query(s.id, times) for s in ds]
+        if horizon is not None:
+            _check_horizon(ds, targets, horizon, self.scaler_.time_scale)
+        return targets
 
     def _batches(self, ds: SeriesDataset, targets: list[Series], batch_size: int):
         for start in range(0, len(ds), batch_size):
@@ -342,6 +455,7 @@ class _SeriesEstimator(BaseEstimator):
         quantiles: list[float] | tuple[float, ...] | None = None,
         seed: int | None = None,
         batch_size: int = 256,
+        horizon: float | None = 10.0,
         **solver_override,
     ) -> pd.DataFrame:
         """Posterior predictive mean and std at ``times``, given the observed ``context``.
@@ -360,20 +474,150 @@ class _SeriesEstimator(BaseEstimator):
                 call only (e.g. a looser tolerance for speed). ``step_size`` is in model
                 time, where the longest training series spans 1 (``scaler_.time_scale``
                 data units).
+            horizon: how far from a series' observed context (before its first or after
+                its last observation) a query time may lie, in training spans (one span
+                = ``scaler_.time_scale``, the longest training series); a context may
+                itself span at most ``horizon`` training spans. None: no limit.
+
+                Why 10: the model never saw a gap longer than one span, so far beyond it
+                predictions are extrapolations of the learned vector field (for a tiny
+                spiral model, the predicted std going backwards grows from 4.5 at one
+                span to 7.4 at 10, 35 at 100 and 2,400 at 10,000); the solver's work
+                grows linearly with the distance (about 20 function evaluations per span:
+                200 at 10 spans, 1,200 at 100, 83,000 and 6 s for one series at 10,000;
+                a time of 1e12 runs for many seconds before it fails on the step limit);
+                and series predicted in one call share one read-out grid, so one far
+                query moves the other series' predictions (by 1e-4 at 10 spans, 1e-3 at
+                30, 3e-2 at 100). Ten spans is a long forecast yet costs little; raise it
+                (or pass None) to forecast further on purpose.
 
         Returns:
             DataFrame with the id and time columns, and per channel ``<c>`` (mean) and
             ``<c>_std`` (std, incl. observation noise), in original units.
             ``df.attrs["nfe"]`` holds the solver's function evaluations.
+
+        Raises:
+            LatentODEError: an unusable context or times (unknown ids, other channels,
+                times of the wrong kind, NaN/inf, beyond ``horizon``) or argument.
         """
-        draws = self._draw(context, times, n_samples, seed, batch_size, solver_override)
+        quantiles = _check_quantiles(quantiles)
+        draws = self._draw(
+            context, times, n_samples, seed, batch_size, solver_override, horizon=horizon
+        )
         return self._summarise(draws, quantiles)
 
-    def _draw(self, context, times, n_samples, seed, batch_size, solver_override):
+    def predict_stream(
+        self,
+        contexts: Iterable[SeriesDataset | pd.DataFrame] | SeriesDataset | pd.DataFrame,
+        times=None,
+        n_samples: int = 100,
+        quantiles: list[float] | tuple[float, ...] | None = None,
+        seed: int | None = None,
+        series_per_chunk: int = 1000,
+        batch_size: int = 256,
+        horizon: float | None = 10.0,
+        **solver_override,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`predict`, one chunk of series at a time: memory does not grow with the data.
+
+        Args:
+            contexts: an iterable of chunks (datasets or DataFrames), e.g.
+                ``latentode.iter_csv(path)``, or one dataset or DataFrame, which is cut
+                into chunks of ``series_per_chunk`` series. A series must not come back
+                in a later chunk.
+            times: as in :meth:`predict`; a dict or DataFrame of (id, time) is matched to
+                each chunk's ids, and ids that no chunk holds raise at the end. Or a
+                function ``times(chunk)`` → that chunk's times (any form ``predict``
+                takes), called with each chunk as a SeriesDataset.
+            seed: chunk ``k`` (0, 1, ...) is predicted with seed ``seed + k`` (default
+                seed: the estimator's), so a run is repeatable and the first chunk, or
+                data in one chunk, gets what :meth:`predict` gives with ``seed``.
+            n_samples, quantiles, batch_size, horizon, solver_override: as in
+                :meth:`predict`.
+
+        Yields:
+            Per chunk, the DataFrame :meth:`predict` returns for that chunk's series and
+            seed (``attrs["nfe"]`` included).
+        """
+        self._check_fitted()
+        if isinstance(series_per_chunk, bool) or not (
+            isinstance(series_per_chunk, (int, np.integer)) and series_per_chunk >= 1
+        ):
+            raise LatentODEError(
+                f"series_per_chunk must be a whole number >= 1, got {series_per_chunk!r}."
+            )
+        if isinstance(contexts, (SeriesDataset, pd.DataFrame)):
+            whole = self._context(contexts)
+            contexts = (
+                whole[start : start + series_per_chunk]
+                for start in range(0, len(whole), series_per_chunk)
+            )
+        elif not isinstance(contexts, Iterable):
+            raise LatentODEError(
+                "contexts must be a SeriesDataset, a DataFrame or an iterable of them (e.g. "
+                f"latentode.iter_csv(path)), got {type(contexts).__name__}."
+            )
+        by_id = rows_of = None
+        if isinstance(times, pd.DataFrame):
+            id_col = self.id_name_
+            if id_col not in times.columns:
+                raise LatentODEError(
+                    f"the times DataFrame needs an id column {id_col!r} (and the time "
+                    f"column); it has {list(times.columns)}."
+                )
+            if times[id_col].isna().any():
+                raise LatentODEError(
+                    f"the times DataFrame has rows without an id in column {id_col!r}; give "
+                    "every row the id of a context series."
+                )
+            rows_of = times.groupby(id_col, sort=False).indices  # id → row positions
+        elif isinstance(times, Mapping):
+            by_id = times
+        per_chunk = times if by_id is None and rows_of is None and callable(times) else None
+        unmatched = set(by_id if by_id is not None else rows_of or ())
+        base = self.seed if seed is None else seed
+        for k, chunk in enumerate(contexts):
+            ds = self._context(chunk, f"context chunk {k}")
+            chunk_times = times if per_chunk is None else per_chunk(ds)
+            if by_id is not None:
+                chunk_times = {i: by_id[i] for i in ds.ids if i in by_id}
+                unmatched.difference_update(chunk_times)
+            elif rows_of is not None:  # this chunk's rows of the frame, in its order
+                found = [i for i in ds.ids if i in rows_of]
+                unmatched.difference_update(found)
+                rows = np.sort(np.concatenate([rows_of[i] for i in found] or [[]])).astype(int)
+                chunk_times = times.iloc[rows]
+            yield self.predict(
+                ds,
+                chunk_times,
+                n_samples=n_samples,
+                quantiles=quantiles,
+                seed=base + k,
+                batch_size=batch_size,
+                horizon=horizon,
+                **solver_override,
+            )
+        if unmatched:
+            shown = sorted(
+                (k.item() if isinstance(k, np.generic) else k for k in unmatched), key=repr
+            )
+            shown = shown[:5]
+            raise LatentODEError(
+                f"times has ids that no context chunk holds: {shown}; predict only the series "
+                "in the context, or check the ids' type (text '7' is not the number 7)."
+            )
+
+    def _draw(self, context, times, n_samples, seed, batch_size, solver_override, horizon=10.0):
+        _check_positive_int(n_samples, "n_samples")
+        _check_positive_int(batch_size, "batch_size")
+        if seed is not None and not _is_int(seed):
+            raise LatentODEError(f"seed must be an int or None, got {seed!r}.")
+        if horizon is not None and not (_is_real(horizon) and horizon > 0):
+            raise LatentODEError(
+                f"horizon must be a positive number of training spans or None, got {horizon!r}."
+            )
         ds = self._context(context)
-        if n_samples < 1:
-            raise LatentODEError(f"n_samples must be at least 1, got {n_samples}.")
-        targets = self._targets(ds, times)
+        targets = self._targets(ds, times, horizon)
         solver = self._solver_config(**solver_override) if solver_override else None
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         net = self.network_
@@ -439,12 +683,14 @@ class _SeriesEstimator(BaseEstimator):
         seed: int | None = None,
         with_noise: bool = False,
         batch_size: int = 256,
+        horizon: float | None = 10.0,
         **solver_override,
     ) -> pd.DataFrame:
         """Posterior trajectory samples: one row per (id, time, sample) with a column per
-        channel, in original units (``with_noise=True`` adds observation noise)."""
+        channel, in original units (``with_noise=True`` adds observation noise).
+        ``horizon``: as :meth:`predict`."""
         ds, chunks, nfe, gen = self._draw(
-            context, times, n_samples, seed, batch_size, solver_override
+            context, times, n_samples, seed, batch_size, solver_override, horizon=horizon
         )
         sc_mean, sc_std = np.asarray(self.scaler_.mean), np.asarray(self.scaler_.std)
         rows = []
@@ -487,13 +733,15 @@ class _SeriesEstimator(BaseEstimator):
         times=None,
         n_samples: int = 20,
         seed: int | None = None,
+        horizon: float | None = 10.0,
     ) -> pd.DataFrame:
         """Expected observation rate per channel (Poisson models only), in events per
-        time unit of the data, averaged over posterior samples: columns ``<c>``."""
+        time unit of the data, averaged over posterior samples: columns ``<c>``.
+        ``horizon``: as :meth:`predict`."""
         self._check_fitted()
         if getattr(self.network_, "intensity", None) is None:
             raise LatentODEError("this model has no Poisson head; fit with poisson=True.")
-        ds, chunks, _, _ = self._draw(context, times, n_samples, seed, 256, {})
+        ds, chunks, _, _ = self._draw(context, times, n_samples, seed, 256, {}, horizon=horizon)
         rows = []
         for _, out, targets in chunks:
             lam = out["log_intensity"].exp().mean(0) / self.scaler_.time_scale  # [B, T', C]
@@ -901,7 +1149,15 @@ def _pop_column_kwargs(kwargs: dict) -> dict:
     return {k: kwargs.pop(k) for k in list(kwargs) if k in _COLUMN_KWARGS}
 
 
-def _as_dataset(data, what: str, column_kwargs: dict, expected_channels=None) -> SeriesDataset:
+def _as_dataset(
+    data, what: str, column_kwargs: dict, expected_channels=None, ignore=()
+) -> SeriesDataset:
+    """A dataset, or a DataFrame read with ``column_kwargs``.
+
+    With ``expected_channels`` (a fitted model's), a wide DataFrame must hold exactly those
+    channel columns besides the id, time and static columns and the columns in ``ignore``
+    (e.g. the label): a missing or an unknown column raises, so nothing is silently dropped.
+    """
     if isinstance(data, SeriesDataset):
         return data
     if isinstance(data, pd.DataFrame):
@@ -909,10 +1165,20 @@ def _as_dataset(data, what: str, column_kwargs: dict, expected_channels=None) ->
         if expected_channels is not None and "channels" not in kwargs:
             absent = [c for c in expected_channels if c not in data.columns]
             is_long = kwargs.get("format") == "long"
+            roles = [kwargs.get("id_col"), kwargs.get("time_col"), *kwargs.get("static_cols", ())]
+            known = {str(c) for c in (*expected_channels, *roles, *ignore) if c is not None}
+            extra = [c for c in data.columns if str(c) not in known]
             if absent and not is_long:
+                other = f" It has other column(s) {extra}: rename them." if extra else ""
                 raise LatentODEError(
                     f"{what} is missing channel column(s) {absent}; the model was trained on "
-                    f"{list(expected_channels)}."
+                    f"{list(expected_channels)}.{other}"
+                )
+            if extra and not is_long:
+                raise LatentODEError(
+                    f"{what} has column(s) {extra} that the model was not trained on (its "
+                    f"channels are {list(expected_channels)}); drop them first, e.g. "
+                    f"df.drop(columns={extra!r}), so that no data is ignored unseen."
                 )
             if not is_long:
                 kwargs["channels"] = list(expected_channels)
@@ -934,10 +1200,16 @@ def _check_trainable(data: SeriesDataset, what: str) -> None:
 
 
 def _check_same_channels(data: SeriesDataset, channels, what: str) -> None:
-    if list(data.channels) != list(channels):
+    have, want = list(data.channels), list(channels)
+    if have != want:
+        missing = [c for c in want if c not in have]
+        extra = [c for c in have if c not in want]
+        detail = [f"missing {missing}"] if missing else []
+        detail += [f"not in the model: {extra}"] if extra else []
         raise LatentODEError(
-            f"{what} has channels {list(data.channels)} but the model uses {list(channels)}; "
-            "pass channels= in that order when reading the data."
+            f"{what} has channels {have} but the model uses {want} "
+            f"({'; '.join(detail) or 'same names, other order'}); read the data with "
+            f"channels={want} (in that order), or rename its channels."
         )
 
 
@@ -997,12 +1269,203 @@ def _pct(q: float) -> str:
     return f"{q * 100:g}".replace(".", "_")
 
 
-def _read_history(log_dir: Path) -> pd.DataFrame:
-    """Per-epoch metrics from the CSV logger (one row per epoch)."""
-    files = sorted(log_dir.rglob("metrics.csv"))
-    if not files:
-        return pd.DataFrame()
-    raw = pd.read_csv(files[-1])
-    if "epoch" not in raw.columns:
-        return raw
-    return raw.groupby("epoch").mean(numeric_only=True).reset_index()
+def _fingerprint(train: SeriesDataset, val: SeriesDataset | None) -> str:
+    """A SHA-256 of the training and validation series (ids, times, values, statics, labels)."""
+    digest = hashlib.sha256()
+    for part in (train, val if val is not None else []):
+        digest.update(b"|part|")
+        for s in part:
+            digest.update(repr(s.id).encode())
+            for array in (s.times, s.values, s.static, s.label):
+                if array is not None:
+                    digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _resume_point(log_dir: Path, resume: bool, hparams: dict) -> str | None:
+    """The checkpoint ``fit`` resumes from (None: start afresh); refuses to overwrite a run."""
+    from latentode.models.checkpoints import BEST, LAST, check_resumable, read_checkpoint
+
+    folder = log_dir / "checkpoints"
+    last = folder / LAST
+    if not resume:
+        if last.exists() or (folder / BEST).exists():
+            raise LatentODEError(
+                f"log_dir {log_dir} already holds a training run ({folder}); pass "
+                "resume=True (CLI: --resume) to continue it, or choose another log_dir "
+                "(CLI: --out) to start a new one."
+            )
+        return None
+    if not last.exists():
+        print(
+            f"latentode: no checkpoint to resume in {folder}; training from the start.",
+            file=sys.stderr,
+        )
+        return None
+    check_resumable(read_checkpoint(last), last, hparams)
+    return str(last)
+
+
+def _report_interrupt(log_dir: Path, epoch: int, best: str) -> None:
+    """Say where an interrupted run's checkpoints are, or re-raise if none was written."""
+    last = log_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        print(
+            f"latentode: training interrupted in epoch {epoch}, before any checkpoint was "
+            "written; nothing to keep.",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt
+    print(
+        f"latentode: training interrupted in epoch {epoch}; the checkpoints of the last "
+        f"complete epoch are kept: {last} (best: {best or last}). The model now holds the "
+        f"best weights so far. To continue: fit(..., log_dir={str(log_dir)!r}, resume=True), "
+        "or on the command line the same `latentode fit` with --resume.",
+        file=sys.stderr,
+    )
+
+
+# ---- checks of predict's arguments ----------------------------------------------------------
+_ARRAY_TYPES = (
+    list,
+    tuple,
+    range,
+    np.ndarray,
+    pd.Series,
+    pd.Index,
+    pd.api.extensions.ExtensionArray,
+)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    """A real number (int or float, infinity allowed), not a bool and not NaN."""
+    ok = isinstance(value, (int, float, np.integer, np.floating))
+    return ok and not isinstance(value, (bool, np.bool_)) and not np.isnan(value)
+
+
+def _check_positive_int(value, name: str) -> None:
+    if not (_is_int(value) and value >= 1):
+        raise LatentODEError(f"{name} must be a whole number >= 1, got {value!r}.")
+
+
+def _check_quantiles(quantiles) -> tuple[float, ...] | None:
+    """``quantiles`` → a tuple of floats in (0, 1), or None; anything else raises."""
+    if quantiles is None:
+        return None
+    if isinstance(quantiles, (str, bytes, Mapping)) or not isinstance(quantiles, Iterable):
+        raise LatentODEError(
+            f"quantiles must be a list of numbers between 0 and 1, e.g. (0.05, 0.95), "
+            f"got {quantiles!r}."
+        )
+    out = []
+    for q in quantiles:
+        if not (_is_real(q) and 0.0 < q < 1.0):
+            raise LatentODEError(f"quantiles must lie strictly between 0 and 1, got {q!r}.")
+        out.append(float(q))
+    return tuple(out)
+
+
+def _query_array(value, sid) -> np.ndarray:
+    """One series' query times (an array, a list or one time) → a 1-d array; else raises."""
+    where = f"times for series {sid!r}"
+    if isinstance(value, (str, bytes)):
+        raise LatentODEError(
+            f"{where} is a single string ({value!r:.40}); pass a list of times, e.g. "
+            f"[{value!r:.40}]."
+        )
+    if not (isinstance(value, _ARRAY_TYPES) or pd.api.types.is_scalar(value)) or value is None:
+        raise LatentODEError(
+            f"{where} must be an array or list of times (or one time), got "
+            f"{type(value).__name__} {value!r:.60}."
+        )
+    try:
+        arr = np.atleast_1d(np.asarray(value))
+        shape = arr.shape
+    except ValueError:  # ragged nested lists
+        arr, shape = None, "ragged"
+    if arr is None or arr.ndim != 1:
+        raise LatentODEError(f"{where} must be a flat list of times, got shape {shape}.")
+    kinds = {type(v) for v in arr} if arr.dtype == object else set()
+    if arr.dtype.kind in "bc" or any(issubclass(k, (bool, np.bool_, complex)) for k in kinds):
+        raise LatentODEError(
+            f"{where} holds {'booleans' if arr.dtype.kind == 'b' else 'non-real values'} "
+            f"({arr[:3].tolist()}...); pass real times."
+        )
+    return arr
+
+
+def _from_user(axis: TimeAxis, values: np.ndarray, what: str) -> np.ndarray:
+    """``axis.from_user`` with a clear error for datetimes nanoseconds cannot hold."""
+    try:
+        return axis.from_user(values, what)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError) as err:
+        raise LatentODEError(
+            f"{what}: a datetime lies outside the years 1678-2261 that pandas can hold in "
+            f"nanoseconds ({str(err).splitlines()[0][:80]}); pass times in that range."
+        ) from None
+
+
+def _known_ids(ds: SeriesDataset) -> str:
+    shown = ", ".join(repr(i) for i in ds.ids[:3])
+    return (
+        f" (the context's ids are e.g. {shown}; an id must match in type too: the text "
+        "'7' is not the number 7)"
+    )
+
+
+def _check_horizon(
+    ds: SeriesDataset, targets: list[Series], horizon: float, time_scale: float
+) -> None:
+    """Refuse query times beyond ``horizon`` training spans from a series' observed context,
+    and contexts that span more than that (see ``predict``'s ``horizon``)."""
+    unit, axis = ds.time_axis.unit, ds.time_axis
+    limit = horizon * time_scale
+
+    def show(t: float) -> str:
+        user = _times_to_user(axis, np.array([t]))[0]
+        return str(user) if axis.is_datetime else f"{float(user):g}"
+
+    how = (
+        f"horizon={horizon:g} training spans ({limit:.4g} {unit}; one span is the longest "
+        f"training series, {time_scale:.4g} {unit})"
+    )
+    advice = "pass horizon= with a larger number (or None) to predict it anyway"
+    for s, tgt in zip(ds, targets):
+        seen = s.times[s.mask.any(axis=1)]
+        lo, hi = float(seen[0]), float(seen[-1])
+        if hi - lo > limit:
+            raise LatentODEError(
+                f"context series {s.id!r} spans {show(lo)} to {show(hi)}, "
+                f"{(hi - lo) / time_scale:.3g} training spans, more than {how}. Check its "
+                f"times for a wrong value, or {advice}."
+            )
+        if len(tgt):
+            far = np.maximum(lo - tgt.times, tgt.times - hi)  # > 0 outside the context
+            i = int(np.argmax(far))
+            if far[i] > limit:
+                side = "before" if tgt.times[i] < lo else "after"
+                raise LatentODEError(
+                    f"time {show(tgt.times[i])} for series {s.id!r} lies "
+                    f"{far[i] / time_scale:.3g} training spans {side} its context "
+                    f"({show(lo)} to {show(hi)}); predictions stop at {how}. Check the time, "
+                    f"or {advice} (the solver's work grows with the distance)."
+                )
+
+
+def _convert_time_unit(data: SeriesDataset, unit: str) -> SeriesDataset:
+    """A datetime dataset's float times → float times in ``unit`` (same instants)."""
+    factor = UNIT_NANOSECONDS[data.time_axis.unit] / UNIT_NANOSECONDS[unit]
+    return SeriesDataset(
+        [replace(s, times=s.times * factor) for s in data],
+        data.channels,
+        replace(data.time_axis, unit=unit),
+        data.static_names,
+        data.label_name,
+        data.id_name,
+        data.time_name,
+        data.truth,
+    )

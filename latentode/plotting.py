@@ -610,16 +610,14 @@ def _history(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         history = source
     elif isinstance(source, (str, Path)):
+        from latentode.models.history import read_history
+
         path = Path(source)
-        files = [path] if path.is_file() else sorted(path.rglob("metrics.csv"))
-        if not files:
+        if not path.exists():
             raise LatentODEError(f"no metrics.csv found at {path}; pass the log folder of a fit.")
-        raw = pd.read_csv(files[-1])
-        history = (
-            raw.groupby("epoch").mean(numeric_only=True).reset_index()
-            if "epoch" in raw.columns
-            else raw
-        )
+        history = read_history(path)
+        if history.empty and not path.is_file():
+            raise LatentODEError(f"no metrics.csv found at {path}; pass the log folder of a fit.")
     else:
         history = getattr(source, "history_", None)
         if history is None:

@@ -173,15 +173,13 @@ def test_ctrl_c_exits_130(monkeypatch, capsys):
 
 def test_times_spec_parsing():
     axis_free = {"id_col": "id", "time_col": "time"}
-    assert cli._parse_times(None, None, False, axis_free) is None
+    assert cli._parse_times(None, False, axis_free) is None
     np.testing.assert_allclose(
-        cli._parse_times("0:1:0.25", None, False, axis_free), [0, 0.25, 0.5, 0.75, 1]
+        cli._parse_times("0:1:0.25", False, axis_free), [0, 0.25, 0.5, 0.75, 1]
     )
-    np.testing.assert_allclose(
-        cli._parse_times("0, 0.5,1.5", None, False, axis_free), [0, 0.5, 1.5]
-    )
+    np.testing.assert_allclose(cli._parse_times("0, 0.5,1.5", False, axis_free), [0, 0.5, 1.5])
     with pytest.raises(ValueError, match="step > 0"):
-        cli._parse_times("1:0:0.5", None, False, axis_free)
+        cli._parse_times("1:0:0.5", False, axis_free)
 
 
 def test_demo_quick(tmp_path, capsys):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from latentode.data.batching import Batch, collate
 from latentode.data.dataset import SeriesDataset
@@ -26,6 +25,28 @@ class _TrainingExamples(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         series = self.data[i]
         return make_example(series, self.task, rng), series
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order of ``n`` indices that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` at every epoch start, so a run resumed from a
+    checkpoint sees the same order in every epoch as an uninterrupted run (a
+    ``DataLoader(shuffle=True)`` generator would restart from its first epoch's order).
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch, 0x5EED]).permutation(self.n)
+        return iter(order.tolist())
 
 
 class _Pairs(Dataset):
@@ -76,13 +97,11 @@ class SeriesDataModule(L.LightningDataModule):
         return collate(list(context), self.scaler, list(target), self.static_scaler)
 
     def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             self._train,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=EpochShuffle(len(self._train), self.seed),
             collate_fn=self._collate,
-            generator=gen,
         )
 
     def val_dataloader(self) -> DataLoader | list:

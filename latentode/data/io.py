@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,28 +93,10 @@ def read_csv(
     Raises:
         LatentODEError: for a missing, empty or malformed file and every invalid value.
     """
-    path = Path(path)
-    if not path.exists():
-        raise LatentODEError(f"file not found: {path}. Check the path (cwd is {Path.cwd()}).")
-    if path.is_dir():
-        raise LatentODEError(f"{path} is a folder; pass the CSV file inside it.")
-    try:
-        # ids and variable names are text: "007" stays "007", "1" does not become 1.0
-        text_cols = {id_col: str, **({variable_col: str} if format == "long" else {})}
-        frame = pd.read_csv(path, sep=sep, dtype=text_cols, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise LatentODEError(f"{path} is empty; expected a header line and data rows.") from None
-    except UnicodeDecodeError as err:
-        raise LatentODEError(
-            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); is it a CSV file? "
-            "Re-save it as UTF-8 CSV."
-        ) from None
-    except (pd.errors.ParserError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise LatentODEError(
-            f"{path} could not be read as CSV ({first}). Check the delimiter (sep=), "
-            "quoting and that every row has as many fields as the header."
-        ) from None
+    path = _check_path(path)
+    with _csv_errors(path):
+        frame = pd.read_csv(path, **_csv_options(id_col, format, variable_col, sep))
+    _check_header(path, frame.columns, sep)
     if label_col is not None and labels is not None:
         raise LatentODEError("give either label_col= or labels=, not both.")
     label_table = _read_label_table(labels, id_col, label_col) if labels is not None else None
@@ -134,6 +117,88 @@ def read_csv(
         drop_empty=drop_empty,
         ids_from_text=True,
     )
+
+
+def _check_path(path: str | Path) -> Path:
+    """``path`` as a Path, or an error if it is missing or a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise LatentODEError(f"file not found: {path}. Check the path (cwd is {Path.cwd()}).")
+    if path.is_dir():
+        raise LatentODEError(f"{path} is a folder; pass the CSV file inside it.")
+    return path
+
+
+def _csv_options(id_col: str, format: str, variable_col: str, sep: str) -> dict:
+    """Keyword arguments of ``pandas.read_csv`` for a data file."""
+    # ids and variable names are text: "007" stays "007", "1" does not become 1.0
+    text_cols = {id_col: str, **({variable_col: str} if format == "long" else {})}
+    # index_col=False: rows longer than the header must not shift every column by one
+    return {"sep": sep, "dtype": text_cols, "skipinitialspace": True, "index_col": False}
+
+
+@contextmanager
+def _csv_errors(path: Path) -> Iterator[None]:
+    """Turn pandas' errors while reading ``path`` into a LatentODEError saying what to fix."""
+    try:
+        with warnings.catch_warnings():
+            # rows longer than the header: pandas would drop their extra fields
+            warnings.filterwarnings("error", "Length of header", pd.errors.ParserWarning)
+            yield
+    except pd.errors.ParserWarning:
+        raise LatentODEError(
+            f"{path}: some rows have more fields than the header has names, so values would "
+            "be lost. Check the delimiter (sep=) and give every column a name."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise LatentODEError(f"{path} is empty; expected a header line and data rows.") from None
+    except UnicodeDecodeError as err:
+        raise LatentODEError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); is it a CSV file? "
+            "Re-save it as UTF-8 CSV."
+        ) from None
+    except (pd.errors.ParserError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise LatentODEError(
+            f"{path} could not be read as CSV ({first}). Check the delimiter (sep=), "
+            "quoting and that every row has as many fields as the header."
+        ) from None
+
+
+def _check_header(path: Path, columns: pd.Index, sep: str) -> None:
+    """Refuse empty or repeated names in a file's header, which pandas would silently
+    rename (``Unnamed: 2``, ``x.1``) into channels of their own."""
+    names = [str(c) for c in columns]
+    mangled = [re.fullmatch(r"(.*)\.[0-9]+", n) for n in names]
+    if not any(n.startswith("Unnamed: ") for n in names) and not any(
+        m and m.group(1) in names for m in mangled
+    ):
+        return
+    try:
+        raw = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            index_col=False,
+        ).iloc[0]
+    except (ValueError, OSError, IndexError):
+        return
+    raw = [str(n).strip() for n in raw]
+    if "" in raw:
+        raise LatentODEError(
+            f"column {raw.index('') + 1} of {path.name}'s header has no name (a saved "
+            "DataFrame index? write it with index=False); give every column a name."
+        )
+    repeated = list(dict.fromkeys(n for n in raw if raw.count(n) > 1))
+    if repeated:
+        raise LatentODEError(
+            f"{path.name} has more than one column named {repeated}; give every column its "
+            "own name."
+        )
 
 
 def from_dataframe(
@@ -211,7 +276,14 @@ def _build(
     duplicates: str,
     drop_empty: bool,
     ids_from_text: bool,
+    whole_file: bool = True,
 ) -> SeriesDataset:
+    """Validate ``frame`` and build the dataset.
+
+    ``whole_file=False`` when ``frame`` is one block of a file read in parts
+    (:func:`latentode.data.streaming.iter_csv`): the checks that need every row (a
+    channel or variable with no observed value, no series left) are left to the caller.
+    """
     if format not in ("wide", "long"):
         raise LatentODEError(f"format must be 'wide' or 'long', got {format!r}.")
     if duplicates not in DUPLICATE_POLICIES:
@@ -314,7 +386,7 @@ def _build(
         measured = [v for v in var_names if v not in static_vars]
         if channels is not None:
             absent = [c for c in channels if c not in measured]
-            if absent:
+            if absent and whole_file:  # a block of a file may lack some variables
                 raise LatentODEError(
                     f"variable(s) {absent} not in column {variable_col!r} of {src.what}; "
                     f"variables are {sorted(measured)[:30]}."
@@ -368,6 +440,8 @@ def _build(
     counts = np.bincount(ids, minlength=len(id_values))  # [K] observed rows per series
     empty_series = np.flatnonzero(counts == 0)
     empty_chans = np.flatnonzero(np.count_nonzero(observed, axis=0) == 0)
+    if not whole_file:
+        empty_chans = empty_chans[:0]
     if (empty_series.size or empty_chans.size) and not drop_empty:
         parts = []
         if empty_series.size:
@@ -390,7 +464,7 @@ def _build(
             f"{empty_chans.size} channel(s) that had no observed value.",
             stacklevel=3,
         )
-    if empty_series.size == len(id_values):
+    if empty_series.size == len(id_values) and whole_file:
         raise LatentODEError(f"{src.what}: no series left with an observed value.")
     bounds = np.r_[0, np.cumsum(counts)]
     series_list = [
@@ -799,7 +873,12 @@ def _reduce_duplicates(vals: np.ndarray, group: np.ndarray, policy: str, on_conf
     if conflict.size and policy == "error":
         on_conflict(int(conflict[0]))
     if policy == "mean":
-        return np.bincount(group, weights=vals, minlength=n) / np.bincount(group, minlength=n)
+        count = np.bincount(group, minlength=n)
+        mean = np.bincount(group, weights=vals, minlength=n) / count
+        over = ~np.isfinite(mean)  # the sum overflowed (values near 1e308): divide first
+        if over.any():
+            mean[over] = np.bincount(group, weights=vals / count[group], minlength=n)[over]
+        return mean
     if policy == "last":
         ends = np.r_[starts[1:], len(vals)] - 1
         return vals[ends]

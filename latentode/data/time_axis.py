@@ -122,7 +122,12 @@ class TimeAxis:
             valid = dt.notna().to_numpy()
             out = np.full(len(dt), np.nan)
             ns = _datetime_ns_utc(dt[valid])
-            out[valid] = (ns - pd.Timestamp(self.origin).value) / UNIT_NANOSECONDS[self.unit]
+            origin = pd.Timestamp(self.origin).value
+            since = ns - origin  # exact, unless it wraps around (over ~292 years apart)
+            wrapped = np.where(ns < 0, (origin >= 0) & (since >= 0), (origin < 0) & (since < 0))
+            if wrapped.any():
+                since = np.where(wrapped, ns.astype(np.float64) - float(origin), since)
+            out[valid] = since / UNIT_NANOSECONDS[self.unit]
             return out
         datetime_like = (np.datetime64, np.timedelta64, datetime.date, datetime.timedelta)
         if (

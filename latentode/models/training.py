@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import lightning as L
+import numpy as np
 import torch
 
 from latentode.data.batching import Batch
@@ -39,19 +40,51 @@ class OptimConfig:
 
 
 class NonFiniteLossError(LatentODEError):
-    """The training loss became NaN or infinite."""
+    """The training loss or its gradient became NaN or infinite."""
+
+
+class InterruptWatch(L.Callback):
+    """Notes a Ctrl-C (KeyboardInterrupt) during training, and the epoch it came in."""
+
+    def __init__(self):
+        self.interrupted, self.epoch = False, 0
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted, self.epoch = True, trainer.current_epoch
+
+
+def step_seed(seed: int, epoch: int, batch: int) -> int:
+    """A torch seed that depends only on ``(seed, epoch, batch)`` (63 bits)."""
+    state = np.random.SeedSequence([seed, epoch, batch]).generate_state(1, np.uint64)
+    return int(state[0] >> 1)
 
 
 class TrainingModule(L.LightningModule):
-    """Trains the network ``NETWORKS[kind](config)``; ``config``/``optim`` are plain dicts."""
+    """Trains the network ``NETWORKS[kind](config)``; ``config``/``optim`` are plain dicts.
 
-    def __init__(self, kind: str, config: dict, optim: dict | None = None):
+    ``seed`` reseeds torch's random numbers before every training batch from ``(seed,
+    epoch, batch)``, so a batch's samples do not depend on what ran before it: a run
+    resumed from an epoch's checkpoint continues exactly as the uninterrupted run would.
+    ``data`` is a fingerprint of the training data, kept in checkpoints so that a resume
+    on other data can be refused.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        config: dict,
+        optim: dict | None = None,
+        seed: int = 0,
+        data: str = "",
+    ):
         super().__init__()
         from latentode.models import build_network
 
         self.save_hyperparameters()
         self.net = build_network(kind, config)
         self.optim = OptimConfig(**(optim or {}))
+        self.seed = seed
 
     @property
     def kl_weight(self) -> float:
@@ -62,6 +95,25 @@ class TrainingModule(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "set_epoch"):
             dm.set_epoch(self.current_epoch)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads])).all():
+            bad = [
+                n
+                for n, p in self.named_parameters()
+                if p.grad is not None and not torch.isfinite(p.grad).all()
+            ]
+            raise NonFiniteLossError(
+                f"the gradient became NaN or infinite at epoch {self.current_epoch}, step "
+                f"{self.global_step} (in {', '.join(bad[:3])}); training stopped before the "
+                f"weights were updated. Likely causes: a learning rate too high (try "
+                f"lr={self.optim.lr / 10:g}), a solver tolerance too loose, or data with "
+                "extreme values."
+            )
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        torch.manual_seed(step_seed(self.seed, self.current_epoch, batch_idx))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self.net.training_loss(batch, self.kl_weight)
