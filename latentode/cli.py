@@ -110,7 +110,7 @@ _READ_ARGS = (
 
 def _in_cli_words(message: str) -> str:
     """The library's advice (``id_col=``, ``drop_empty=True``) in flags (``--id-col``)."""
-    for name in _READ_ARGS:
+    for name in (*_READ_ARGS, "horizon"):
         flag = "--" + name.replace("_", "-")
         message = re.sub(rf"\b{name}=True\b", flag, message)
         message = re.sub(rf"\b{name}=(?=['\"\w])", flag + " ", message)
@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, metavar="PRED.csv", help="output CSV")
     predict.add_argument(
         "--quantiles", type=_floats, default=(0.05, 0.95), help="default 0.05,0.95"
+    )
+    predict.add_argument(
+        "--horizon",
+        type=_horizon,
+        default=10.0,
+        help="farthest a time may lie from a series' observations, in training spans (the "
+        "longest training series); default 10, 'none' for no limit",
     )
     predict.add_argument(
         "--series-per-chunk",
@@ -264,6 +271,18 @@ def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the samples (default: the model's)")
     parser.add_argument("--rtol", type=float, help="solver relative tolerance for this run")
     parser.add_argument("--atol", type=float, help="solver absolute tolerance for this run")
+
+
+def _horizon(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'none': {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -410,6 +429,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         n_samples=args.n_samples,
         quantiles=args.quantiles or None,
         seed=args.seed,
+        horizon=args.horizon,
         **_solver_override(args),
     )
     with _atomic_csv(args.out) as (path, write):

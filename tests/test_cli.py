@@ -102,6 +102,19 @@ def test_predict_times_from_csv(model_dir, data_csv, tmp_path, capsys):
     assert {"u_q10", "u_q90"} <= set(pred.columns)
 
 
+def test_predict_horizon_refuses_far_times_unless_raised(model_dir, data_csv, tmp_path, capsys):
+    """Training series span up to 3 time units: t = 40 lies over 10 spans past them."""
+    out = tmp_path / "far.csv"
+    argv = ["predict", str(model_dir / "model.safetensors"), str(data_csv), "--times", "40"]
+    argv += ["--n-samples", "5", "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "training spans" in err and "--horizon" in err and "horizon=" not in err
+    assert not out.exists()
+    assert cli.main([*argv, "--horizon", "20"]) == 0
+    assert pd.read_csv(out)["t"].unique().tolist() == [40.0]
+
+
 def test_evaluate_json(model_dir, data_csv):
     model = model_dir / "model.safetensors"
     result = run("evaluate", model, data_csv, "--task", "extrap", "--json", "--n-samples", "10")
