@@ -22,8 +22,8 @@ def set_aside(logs: Path) -> None:
     current = logs / METRICS
     if not current.is_file():
         return
-    n = len(list(logs.glob("metrics.[0-9][0-9][0-9].csv"))) + 1
-    current.rename(logs / f"metrics.{n:03d}.csv")
+    taken = [int(f.name.split(".")[1]) for f in logs.glob("metrics.[0-9][0-9][0-9].csv")]
+    current.rename(logs / f"metrics.{max(taken, default=0) + 1:03d}.csv")
 
 
 def read_history(path: str | Path) -> pd.DataFrame:
