@@ -246,11 +246,12 @@ titled(fig, "Interpolation of 3 test spirals from half of their points")""",
     (
         "md",
         """\
-With half of each test spiral hidden, the latent ODE's interpolation MSE is **0.045**,
-against **0.362** for linear interpolation: 8 times lower, and not far above the
-observation noise alone (variance 0.01). Its 90 % predictive band holds 88 % of the
-hidden points, close to the nominal 90 %. In the figure the mean (blue) stays on the
-noiseless spiral (dashed) even across long gaps, where straight lines would cut corners.
+With half of each test spiral hidden, the latent ODE's interpolation MSE is **0.055**,
+against **0.362** for linear interpolation: between 6 and 7 times lower, though still
+about five times the observation noise alone (variance 0.01). Its 90 % predictive band
+holds 89 % of the hidden points, close to the nominal 90 %. In the figure the mean (blue)
+stays on the noiseless spiral (dashed) even across long gaps, where straight lines would
+cut corners.
 
 ## Extrapolation: forecast the second half
 
@@ -274,8 +275,8 @@ titled(fig, "Forecast of 3 test spirals from the first half of their span")""",
     (
         "md",
         """\
-From the first half alone, the forecast of the second half has MSE **0.051**, against
-**11.8** for repeating the last value, and its 90 % band holds 88 % of the future points.
+From the first half alone, the forecast of the second half has MSE **0.067**, against
+**11.8** for repeating the last value, and its 90 % band holds 91 % of the future points.
 The model has learned the dynamics (which way, how fast, how the radius grows), not just
 a smooth curve through the points.
 
@@ -335,15 +336,16 @@ plt.show()""",
     (
         "md",
         """\
-- **Interpolation**: the latent ODE (0.045) is 8 times better than the ODE-RNN (0.359),
-  which does no better than linear interpolation (0.362); GRU-Δt is worse (1.14). The
+- **Interpolation**: the latent ODE (0.055) is 6 times better than the ODE-RNN (0.338),
+  which does only slightly better than linear interpolation (0.362); GRU-Δt is worse
+  (1.16). The
   autoregressive models predict a hidden point only from the points *before* it, while
   the latent ODE's encoder reads the whole series (backwards) and fits one trajectory
   through all visible points.
-- **Forecasting**: the ODE-RNN (0.046) and the latent ODE (0.051) are on par, both far
-  ahead of GRU-Δt (7.35), whose hidden state does not move between observations and so
-  cannot carry the rotation forward, and of the last value (11.8). Their 90 % bands hold
-  94 % and 88 % of the future points.
+- **Forecasting**: the ODE-RNN is better than the latent ODE here (MSE 0.042 against
+  0.067), and both are far ahead of GRU-Δt (7.62), whose hidden state does not move
+  between observations and so cannot carry the rotation forward, and of the last value
+  (11.8). Their 90 % bands hold 93 % and 91 % of the future points.
 
 ## Inside the latent space
 
@@ -380,10 +382,10 @@ for name, clf in [("logistic regression", LogisticRegression(max_iter=1000)),
         "md",
         """\
 Every latent path turns around the origin, and the two directions separate in space:
-counter-clockwise spirals (red, +1) circle an inner disc, clockwise ones (blue, -1) an
-outer ring. That separation is not linear (a ring around a disc), so a logistic regression
-on the posterior mean of `z0` finds the direction only 65 % of the time, while
-5-nearest neighbours on the same 8 numbers find it 92 % of the time (5-fold
+counter-clockwise spirals (red, +1) circle an inner region, clockwise ones (blue, -1)
+mostly an outer ring. That separation is not linear (a ring around a disc), so a logistic
+regression on the posterior mean of `z0` finds the direction only 70 % of the time, while
+5-nearest neighbours on the same 8 numbers find it 95 % of the time (5-fold
 cross-validation over the 60 test series).
 
 ## Solver tolerance: speed against accuracy, at prediction time
@@ -469,28 +471,29 @@ plt.show()""",
         "md",
         """\
 At the training setting (`rtol=1e-3`) forecasting the 60 test spirals on a 100-point grid
-takes **89** evaluations of the vector field, and the solution is within 0.012 (RMS) of
-the reference. Loosening to `rtol=1e-2` saves a third of them (**59**) for a forecast MSE of
-0.092 instead of 0.051; at `rtol=1e-1` (47) the forecast breaks down (MSE 0.96). Tightening
-beyond `1e-3` costs up to 2.5 times more (227 at `1e-5`) and changes nothing measurable
-(0.053): what error is left is the model's, not the solver's. Fixed-step Euler needs
-128 steps (151 evaluations) to reach a forecast MSE of 0.11, worse than `dopri5` with 59.
-Wall-clock time moves less than NFE (about 0.1 s to 0.2 s here), because encoding
-and sampling cost the same at every tolerance.
+takes **88** evaluations of the vector field, and the solution is within 0.013 (RMS) of
+the reference. Loosening to `rtol=1e-2` saves a fifth of them (**70**) for a forecast MSE of
+0.101 instead of 0.066; at `rtol=1e-1` (46) the forecast breaks down (MSE 0.83). Tightening
+beyond `1e-3` costs up to 2.7 times more (238 at `1e-5`) and changes the forecast MSE only
+in the third decimal (0.068): what error is left is the model's, not the solver's.
+Fixed-step Euler needs 128 steps (153 evaluations) to reach a forecast MSE of 0.15, worse
+than `dopri5` with 70. Wall-clock time moves less than NFE (about 0.03 s to 0.1 s here),
+because encoding and sampling cost the same at every tolerance.
 
 ## Summary
 
 | | latent ODE | ODE-RNN | GRU-Δt | naive |
 |---|---|---|---|---|
-| interpolation MSE (half hidden) | **0.045** | 0.359 | 1.14 | 0.362 (linear) |
-| forecast MSE (second half) | 0.051 | **0.046** | 7.35 | 11.8 (last value) |
+| interpolation MSE (half hidden) | **0.055** | 0.338 | 1.16 | 0.362 (linear) |
+| forecast MSE (second half) | 0.067 | **0.042** | 7.62 | 11.8 (last value) |
 
 A latent ODE trained for about two minutes on one CPU thread interpolates irregular,
-noisy spirals 8 times better than straight lines and the autoregressive ODE-RNN, and
-forecasts half a turn ahead as well as the ODE-RNN. Its latent space separates the two
+noisy spirals about 6 times better than straight lines and the autoregressive ODE-RNN,
+and forecasts half a turn ahead far better than the naive baselines, though less
+accurately than the ODE-RNN (0.067 against 0.042). Its latent space separates the two
 kinds of dynamics without being told about them, and the solver tolerance is a knob at
-prediction time: `rtol=1e-2` costs a third fewer function evaluations than training's
-`1e-3`, for a modest loss in accuracy.""",
+prediction time: `rtol=1e-2` costs a fifth fewer function evaluations than training's
+`1e-3` (70 against 88), for a forecast MSE of 0.101 instead of 0.066.""",
     ),
 ]
 
@@ -723,9 +726,9 @@ titled(fig, "Vitals of 3 test patients: first 24 h seen (black), second day fore
         "md",
         """\
 Over every value measured on the second day of the 300 test patients, the latent ODE's
-normalised MSE is **0.50**, against **0.76** for carrying the last value forward and 0.99
-for the training mean. For the vitals: HR 0.39 (last value 0.52), MAP 0.38 (0.48), RespRate
-0.45 (0.62), Temp 0.50 (0.85). The 90 % bands hold 84 % of all values (80–86 % for the
+normalised MSE is **0.52**, against **0.76** for carrying the last value forward and 0.99
+for the training mean. For the vitals: HR 0.42 (last value 0.52), MAP 0.41 (0.48), RespRate
+0.46 (0.62), Temp 0.51 (0.85). The 90 % bands hold 84 % of all values (81–86 % for the
 vitals), a little narrower than they should be. The forecasts are smooth paths that
 drift towards each patient's own level; the quick wiggles of the true path (dashed)
 come from the random part of the patient's physiology, which no forecast can predict
@@ -795,9 +798,9 @@ The learned intensity follows the true one closely. Averaged over each stay, the
 learned rate of every (patient, channel) pair sits on the diagonal across two orders of
 magnitude (from one measurement every few days to two per hour), and log λ correlates at
 0.98 with the truth over patients × times × channels (mostly differences between
-channels). Over the 48 h of the test patients, the relative L1 error of λ(t) is **0.12**,
-half that of a constant rate per channel from the training data (0.24) or of each
-patient's own count over 48 h (0.23): the model also gets how a patient's rate differs
+channels). Over the 48 h of the test patients, the relative L1 error of λ(t) is **0.13**,
+a little over half that of a constant rate per channel from the training data (0.24) or
+of each patient's own count over 48 h (0.23): the model also gets how a patient's rate differs
 from the average and how it changes over the stay. It smooths over the fast ups and
 downs of the true rate, as in the two patients above.
 
@@ -901,29 +904,29 @@ plt.show()""",
         "md",
         """\
 On 300 test patients (45 deaths), the latent ODE's classifier reaches a ROC AUC of
-**0.667**, the logistic regression on summary features **0.693**, a logistic regression on
-`z0` 0.670, and the true death probability itself 0.758 (no model beats it on average).
-The bootstrap intervals (about ±0.08) overlap widely: on this data the latent state
-does not predict death better than simple means, last values and counts,
-which already hold the severity signal and the informative sampling rate (death here
-depends on severity at 48 h, which the last values and the measurement counts track
-directly). The training curves also show some overfitting: after about 18 epochs the
-validation loss rises while the training loss keeps falling; `fit` keeps the checkpoint
-with the best validation MSE.
+**0.653**, the logistic regression on summary features **0.693**, a logistic regression on
+`z0` 0.610, and the true death probability itself 0.758 (no model beats it on average).
+The bootstrap intervals are wide (about ±0.08) and overlap, but both models built on `z0`
+come out below the summary features: on this data the latent state does not predict
+death better than simple means, last values and counts, which already hold the severity
+signal and the informative sampling rate (death here depends on severity at 48 h, which
+the last values and the measurement counts track directly). The training curves also
+show some overfitting: after about 14 epochs the validation loss rises while the training
+loss keeps falling; `fit` keeps the checkpoint with the best validation MSE.
 
 ## Summary
 
 | | latent ODE | baseline |
 |---|---|---|
-| second-day forecast, normalised MSE (all channels) | **0.50** | 0.76 (last value), 0.99 (mean) |
-| intensity λ(t), relative L1 error | **0.12** | 0.23 (patient's own rate), 0.24 (mean rate) |
-| in-hospital death, ROC AUC | 0.667 | **0.693** (logistic regression); 0.758 true probability |
+| second-day forecast, normalised MSE (all channels) | **0.52** | 0.76 (last value), 0.99 (mean) |
+| intensity λ(t), relative L1 error | **0.13** | 0.23 (patient's own rate), 0.24 (mean rate) |
+| in-hospital death, ROC AUC | 0.653 | **0.693** (logistic regression); 0.758 true probability |
 
 One model, fitted in a few minutes on one CPU thread to 700 stays at minute resolution
-without binning them onto a grid, forecasts the second day (all channels together) a
-third better than carrying values forward, and recovers *when* each channel gets
-measured to within 12 %. For mortality, a logistic regression on summary features does
-as well: a latent ODE pays off here on forecasting and on the measurement process, not
+without binning them onto a grid, forecasts the second day (all channels together)
+about a third better than carrying values forward, and recovers *when* each channel gets
+measured to within 13 %. For mortality, a logistic regression on summary features does
+better: a latent ODE pays off here on forecasting and on the measurement process, not
 on this label.""",
     ),
 ]
