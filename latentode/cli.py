@@ -771,8 +771,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _train(model, data, log_dir: Path, progress_bar: bool, **fit_kwargs) -> float:
     """Fit ``model`` quietly (no Lightning banner lines); returns the seconds it took.
 
-    Lightning answers Ctrl-C with a graceful shutdown and ``sys.exit(1)``; that becomes a
-    KeyboardInterrupt again so the command exits with 130. A trainer setting Lightning
+    Ctrl-C is handled by ``fit`` (it returns with ``interrupted_``, or raises
+    KeyboardInterrupt when no checkpoint was written yet). A trainer setting Lightning
     rejects (e.g. ``--accelerator gpu`` without a GPU) is reported as bad input.
     """
     import logging
@@ -791,8 +791,6 @@ def _train(model, data, log_dir: Path, progress_bar: bool, **fit_kwargs) -> floa
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*treespec.*")  # torch vs Lightning
             model.fit(data, log_dir=log_dir, progress_bar=progress_bar, **fit_kwargs)
-    except SystemExit:
-        raise KeyboardInterrupt from None
     except MisconfigurationException as err:
         raise LatentODEError(f"training could not start: {err}") from None
     finally:

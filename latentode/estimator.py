@@ -403,21 +403,7 @@ class _SeriesEstimator(BaseEstimator):
             targets = [query(s.id, axis.to_user(s.times)) for s in ds]
         elif isinstance(times, pd.DataFrame):
             id_col, time_col = self.id_name_, self.time_name_
-            missing = [c for c in (id_col, time_col) if c not in times.columns]
-            if missing:
-                raise LatentODEError(
-                    f"the times DataFrame needs columns {id_col!r} and {time_col!r}; it has "
-                    f"{list(times.columns)}."
-                )
-            no_id = times[id_col].isna().to_numpy()
-            if no_id.any():
-                row = times.index[np.flatnonzero(no_id)[0]]
-                row = row.item() if isinstance(row, np.generic) else row
-                raise LatentODEError(
-                    f"the times DataFrame has no id in column {id_col!r} in the row with "
-                    f"index {row!r} ({int(no_id.sum())} "
-                    "row(s)); give every row the id of a context series."
-                )
+            _check_times_frame(times, id_col, time_col)
             groups = {k: g[time_col].to_numpy() for k, g in times.groupby(id_col, sort=False)}
             unknown = [k for k in groups if k not in set(ds.ids)]
             if unknown:
@@ -559,18 +545,8 @@ class _SeriesEstimator(BaseEstimator):
             )
         by_id = rows_of = None
         if isinstance(times, pd.DataFrame):
-            id_col = self.id_name_
-            if id_col not in times.columns:
-                raise LatentODEError(
-                    f"the times DataFrame needs an id column {id_col!r} (and the time "
-                    f"column); it has {list(times.columns)}."
-                )
-            if times[id_col].isna().any():
-                raise LatentODEError(
-                    f"the times DataFrame has rows without an id in column {id_col!r}; give "
-                    "every row the id of a context series."
-                )
-            rows_of = times.groupby(id_col, sort=False).indices  # id → row positions
+            _check_times_frame(times, self.id_name_, self.time_name_)
+            rows_of = times.groupby(self.id_name_, sort=False).indices  # id → row positions
         elif isinstance(times, Mapping):
             by_id = times
         per_chunk = times if by_id is None and rows_of is None and callable(times) else None
@@ -1469,3 +1445,21 @@ def _convert_time_unit(data: SeriesDataset, unit: str) -> SeriesDataset:
         data.time_name,
         data.truth,
     )
+
+
+def _check_times_frame(times: pd.DataFrame, id_col: str, time_col: str) -> None:
+    """A times DataFrame needs the id and time columns and an id on every row."""
+    missing = [c for c in (id_col, time_col) if c not in times.columns]
+    if missing:
+        raise LatentODEError(
+            f"the times DataFrame needs columns {id_col!r} and {time_col!r}; it has "
+            f"{list(times.columns)}."
+        )
+    no_id = times[id_col].isna().to_numpy()
+    if no_id.any():
+        row = times.index[np.flatnonzero(no_id)[0]]
+        row = row.item() if isinstance(row, np.generic) else row
+        raise LatentODEError(
+            f"the times DataFrame has no id in column {id_col!r} in the row with index "
+            f"{row!r} ({int(no_id.sum())} row(s)); give every row the id of a context series."
+        )
