@@ -10,10 +10,12 @@ from torch.distributions import Normal, kl_divergence
 
 from latentode.nn.likelihoods import (
     bernoulli_log_likelihood,
+    elbo,
     gaussian_log_likelihood,
     iwae_bound,
     kl_normal,
     masked_mse,
+    normal_log_density,
     poisson_log_likelihood,
 )
 
@@ -125,22 +127,46 @@ def test_kl_normal_matches_torch(prior: tuple[float, float]) -> None:
     assert kl_normal(torch.zeros(2, 3), torch.ones(2, 3)).abs().max() == 0
 
 
-def test_iwae_with_one_sample_is_the_elbo() -> None:
+def test_normal_log_density_matches_torch() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(S, B, 3, generator=gen, dtype=DT)
+    mean = torch.randn(B, 3, generator=gen, dtype=DT)
+    std = torch.rand(B, 3, generator=gen, dtype=DT) + 0.1
+    got = normal_log_density(x, mean, std)
+    assert got.shape == (S, B)
+    torch.testing.assert_close(got, Normal(mean, std).log_prob(x).sum(-1))
+    standard = Normal(torch.zeros(()), torch.ones(())).log_prob(x).sum(-1)
+    torch.testing.assert_close(normal_log_density(x, 0.0, 1.0), standard)
+
+
+def test_elbo_is_mean_reconstruction_minus_weighted_kl() -> None:
     gen = torch.Generator().manual_seed(3)
-    log_px = torch.randn(1, B, generator=gen, dtype=DT) * 10
+    log_px = torch.randn(S, B, generator=gen, dtype=DT) * 10
     kl = torch.rand(B, generator=gen, dtype=DT)
     for weight in (0.0, 0.3, 1.0):
-        assert torch.equal(iwae_bound(log_px, kl, weight), log_px[0] - weight * kl)
+        expected = torch.stack([sum(log_px[:, b]) / S - weight * kl[b] for b in range(B)])
+        torch.testing.assert_close(elbo(log_px, kl, weight), expected)
 
 
-def test_iwae_with_several_samples() -> None:
+@pytest.mark.parametrize("n_samples", [1, 4])
+def test_iwae_bound_by_hand(n_samples: int) -> None:
+    """log of the mean importance weight p(x|z) p(z)^w / q(z|x)^w, one series at a time."""
     gen = torch.Generator().manual_seed(4)
-    log_px = torch.randn(S, B, generator=gen, dtype=DT) * 3
-    kl = torch.rand(B, generator=gen, dtype=DT)
-    got = iwae_bound(log_px, kl, 0.5)
-    expected = torch.log(torch.exp(log_px - 0.5 * kl).mean(0))
-    torch.testing.assert_close(got, expected)
-    assert (got >= (log_px - 0.5 * kl).mean(0)).all()  # Jensen: tighter than the mean ELBO
+    mean_q = torch.randn(B, 3, generator=gen, dtype=DT)
+    std_q = torch.rand(B, 3, generator=gen, dtype=DT) + 0.2
+    z0 = mean_q + std_q * torch.randn(n_samples, B, 3, generator=gen, dtype=DT)
+    log_px = torch.randn(n_samples, B, generator=gen, dtype=DT) * 3
+    for weight in (0.25, 1.0):
+        got = iwae_bound(log_px, z0, mean_q, std_q, weight)
+        assert got.shape == (B,)
+        for b in range(B):
+            weights = []
+            for k in range(n_samples):
+                prior = Normal(0.0, 1.0).log_prob(z0[k, b]).sum()
+                posterior = Normal(mean_q[b], std_q[b]).log_prob(z0[k, b]).sum()
+                weights.append(math.exp(log_px[k, b] + weight * (prior - posterior)))
+            expected = math.log(sum(weights) / n_samples)
+            assert float(got[b]) == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
 def test_bernoulli_unknown_labels_contribute_nothing() -> None:

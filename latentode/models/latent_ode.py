@@ -22,6 +22,7 @@ from latentode.nn.encoders import ENCODERS
 from latentode.nn.intensity import AugmentedDynamics, PoissonIntensity
 from latentode.nn.likelihoods import (
     bernoulli_log_likelihood,
+    elbo,
     gaussian_log_likelihood,
     iwae_bound,
     kl_normal,
@@ -197,7 +198,20 @@ class LatentODENet(nn.Module):
 
     # ---- objective ------------------------------------------------------------------
     def training_loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """Negative importance-weighted bound per observed value, plus label loss."""
+        """Negative bound on log p(x) per observed target value, plus the label loss.
+
+        With K = ``n_samples`` z0 samples the bound is :func:`iwae_bound` (K > 1) or the
+        :func:`elbo` with the closed-form KL (K = 1: the same expectation, and no Monte
+        Carlo noise in the KL's gradient); ``kl_weight`` scales the prior-to-posterior
+        term. log p(x|z) sums the Gaussian log-likelihood
+        of the observed target values and, with the Poisson head, the log-likelihood of
+        the observation times. The label loss is the Bernoulli NLL averaged over samples
+        and over series with a known label, times ``label_weight``.
+
+        Returns:
+            ``loss`` (scalar, minimise it), ``kl`` (mean closed-form KL per series), and
+            ``poisson_ll`` / ``label_nll`` when those heads are on.
+        """
         mean, std = self.encode(batch)  # [B, L]
         z0 = self.sample_z0(mean, std, self.cfg.n_samples, None)  # [S, B, L]
         z, cum_intensity = self.latent_paths(z0, batch.target_times)  # [S, B, T', L]
@@ -213,7 +227,10 @@ class LatentODENet(nn.Module):
             log_px = log_px + log_pt
             out["poisson_ll"] = log_pt.mean(0).sum() / n_obs
         kl = kl_normal(mean, std)  # [B]
-        bound = iwae_bound(log_px, kl, kl_weight)  # [B]
+        if self.cfg.n_samples == 1:
+            bound = elbo(log_px, kl, kl_weight)  # [B]
+        else:
+            bound = iwae_bound(log_px, z0, mean, std, kl_weight)  # [B]
         loss = -bound.sum() / n_obs
         if self.classifier is not None and batch.labels is not None:
             ll = bernoulli_log_likelihood(self.label_logits(z0, batch), batch.labels)  # [S, B]

@@ -15,10 +15,12 @@ from torch.nn import functional as F
 
 __all__ = [
     "bernoulli_log_likelihood",
+    "elbo",
     "gaussian_log_likelihood",
     "iwae_bound",
     "kl_normal",
     "masked_mse",
+    "normal_log_density",
     "poisson_log_likelihood",
 ]
 
@@ -84,24 +86,68 @@ def kl_normal(
     return 0.5 * (var_ratio + mean_term - 1.0 - torch.log(var_ratio)).sum(dim=-1)  # [...]
 
 
-def iwae_bound(log_px: torch.Tensor, kl: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-    """Importance-weighted bound, Rubanova et al.'s form: logsumexp_S(log p(x|z_s) − w·KL) − log S.
+def normal_log_density(
+    x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor
+) -> torch.Tensor:
+    """log N(x; mean, diag(std²)) summed over the last dim: [..., L] → [...].
 
-    The KL is the closed-form KL of q(z0|x) to the prior (not a per-sample log ratio),
-    as in the paper's code; with S = 1 this is exactly the ELBO with KL weight ``w``
-    (``w`` < 1 during KL annealing).
+    ``mean`` and ``std`` broadcast against ``x`` (e.g. [B, L] against samples [K, B, L]).
+    """
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    standard = (x - mean) / std  # [..., L]
+    return (-0.5 * standard.square() - torch.log(std) - _HALF_LOG_2PI).sum(dim=-1)  # [...]
+
+
+def elbo(log_px: torch.Tensor, kl: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+    """Evidence lower bound with the closed-form KL: mean_k log p(x|z_k) − w·KL(q ‖ p).
+
+    An unbiased estimate of E_q[log p(x|z)] − w·KL; at ``w`` = 1 its expectation is a
+    lower bound on log p(x), the same as the one-sample :func:`iwae_bound`'s. The KL
+    term and its gradient carry no Monte Carlo noise here (the value's variance is not
+    always lower, though: the one-sample log ratio vanishes as q nears the posterior).
 
     Args:
-        log_px: [S, B] reconstruction log-likelihood per sample.
-        kl: [B] (or [S, B]) KL per series.
+        log_px: [K, B] reconstruction log-likelihood per sample z_k ~ q(z0|x).
+        kl: [B] KL(q(z0|x) ‖ p(z0)) per series (:func:`kl_normal`).
+        kl_weight: w (< 1 during KL warm-up).
+
+    Returns:
+        [B] the bound per series (maximise it).
+    """
+    return log_px.mean(dim=0) - kl_weight * kl  # [B]
+
+
+def iwae_bound(
+    log_px: torch.Tensor,
+    z0: torch.Tensor,
+    mean_q: torch.Tensor,
+    std_q: torch.Tensor,
+    kl_weight: float = 1.0,
+) -> torch.Tensor:
+    """Importance-weighted bound (Burda et al. 2016) with a standard normal prior on z0.
+
+    log (1/K) Σ_k exp(log p(x|z_k) + w·(log p(z_k) − log q(z_k|x))), with z_k the K
+    samples of q(z0|x) = N(mean_q, diag(std_q²)) and p(z0) = N(0, I). At ``w`` = 1 it
+    is the IWAE bound: its expectation is ≤ log p(x) and rises to log p(x) as K grows
+    (K = 1: the ELBO, see :func:`elbo`). ``w`` < 1 (KL warm-up) scales only the prior
+    to posterior log ratio. Gradients flow through ``z0`` (reparameterised samples),
+    ``mean_q`` and ``std_q``.
+
+    Args:
+        log_px: [K, B] log p(x|z_k) per sample and series.
+        z0: [K, B, L] the samples z_k, drawn from q (the same ones ``log_px`` used).
+        mean_q: [B, L] posterior mean.
+        std_q: [B, L] posterior std (> 0).
         kl_weight: w.
 
     Returns:
-        [B] the bound per series (maximise it; the loss is its negative mean).
+        [B] the bound per series (maximise it; the loss is its negative).
     """
     n_samples = log_px.shape[0]
-    weighted = log_px - kl_weight * kl  # [S, B]
-    return torch.logsumexp(weighted, dim=0) - math.log(n_samples)  # [B]
+    log_prior = normal_log_density(z0, 0.0, 1.0)  # [K, B]
+    log_q = normal_log_density(z0, mean_q, std_q)  # [K, B]
+    log_weights = log_px + kl_weight * (log_prior - log_q)  # [K, B]
+    return torch.logsumexp(log_weights, dim=0) - math.log(n_samples)  # [B]
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
