@@ -383,3 +383,33 @@ def test_sample_decodes_each_latent_path_point() -> None:
         times = batch.target_times[b, :n]
         reference = _reference_path(net.dynamics, out["z0"][:, b], times)  # [S, n, L]
         torch.testing.assert_close(z[:, b, :n], reference, rtol=0, atol=1e-8)
+
+
+# ---- the GRU-Δt baseline reads each observation's gap ---------------------------------
+def test_gru_dt_hidden_states_match_a_hand_loop_with_gaps() -> None:
+    """The cell reads [value·mask, mask, Δt] with Δt the time since the previous observation."""
+    net = _autoregressive_net("gru_dt")
+    contexts, _ = _pairs()
+    rng = np.random.default_rng(5)
+    gappy = _series(9, np.array([0.1, 0.5, 0.6, 1.4]), rng)
+    gappy.mask[2] = False  # a row with nothing observed: skipped, its gap carries over
+    gappy.values[2] = np.nan
+    series = [contexts[0], contexts[2], gappy]
+    batch = _batch(series, series)
+    with torch.no_grad():
+        states = net.gru_dt(batch.times, batch.values, batch.mask, batch.lengths)
+        cell = net.gru_dt.cell
+        for b, s in enumerate(series):
+            h, prev = torch.zeros(1, 5, dtype=DT), None
+            for k, t in enumerate(s.times):
+                if s.mask[k].any():
+                    gap = 0.0 if prev is None else (t - prev) / SCALER.time_scale
+                    m = torch.tensor(s.mask[k], dtype=DT)
+                    v = torch.tensor(np.nan_to_num(s.values[k] - SCALER.mean) / SCALER.std)
+                    x = torch.cat([v * m, m, torch.tensor([gap], dtype=DT)]).unsqueeze(0)
+                    h, prev = cell(x, h), t
+                torch.testing.assert_close(states.after[b, k], h[0], rtol=0, atol=1e-6)
+            torch.testing.assert_close(states.final[b], h[0], rtol=0, atol=1e-6)
+        # the gaps matter: with them zeroed the states differ
+        zero = net.gru_dt(torch.zeros_like(batch.times), batch.values, batch.mask, batch.lengths)
+        assert (zero.final - states.final).abs().max() > 1e-3
