@@ -6,7 +6,8 @@
   2019 formula (closed-form KL outside the log-mean-exp) overshoots log p(x).
 - A tiny latent ODE's whole training loss (Gaussian, Poisson and label terms, the bound,
   the normalisation) is recomputed by hand from the network's pieces.
-- The KL warm-up schedule and the classifier head, against hand values.
+- The KL warm-up schedule (and that training steps get it, validation weight 1) and
+  the classifier head, against hand values.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import itertools
 import math
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
+import latentode as lo
 from latentode.data.batching import collate
+from latentode.data.datamodule import SeriesDataModule
 from latentode.data.dataset import make_series
 from latentode.data.scaling import Scaler
 from latentode.models import build_network
@@ -291,3 +295,41 @@ def test_kl_weight_rises_linearly_to_one(monkeypatch, warmup: int, expected: lis
     for epoch, weight in enumerate(expected):
         monkeypatch.setattr(TrainingModule, "current_epoch", property(lambda self, e=epoch: e))
         assert module.kl_weight == weight, (warmup, epoch)
+
+
+def test_training_steps_get_the_epochs_kl_weight_and_validation_gets_one(tmp_path) -> None:
+    config = {
+        "n_channels": 2,
+        "latent_dim": 2,
+        "encoder_hidden": 4,
+        "hidden": 4,
+        "depth": 1,
+        "n_samples": 2,
+        "solver": {"method": "euler", "step_size": 0.25},
+    }
+    module = TrainingModule("latent_ode", config, {"kl_warmup_epochs": 2})
+    seen: list[tuple[bool, float]] = []
+    real = module.net.training_loss
+
+    def recording(batch, kl_weight=1.0):
+        seen.append((module.training, kl_weight))
+        return real(batch, kl_weight)
+
+    module.net.training_loss = recording
+    data = lo.datasets.spiral(n_series=8, n_points=8, n_observed=4, seed=0)
+    dm = SeriesDataModule(data, Scaler.fit(data), data, batch_size=4)
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=dm)
+    train = [w for training, w in seen if training]
+    assert train == [1 / 3] * 2 + [2 / 3] * 2 + [1.0] * 4  # two batches per epoch
+    assert [w for training, w in seen if not training] == [1.0] * 8
