@@ -35,7 +35,7 @@ from encoder_grid import UnionGridEncoder
 from latentode.data.dataset import Series
 from latentode.data.scaling import Scaler
 from latentode.models.latent_ode import LatentODENet
-from latentode.nn.likelihoods import iwae_bound, kl_normal, masked_mse
+from latentode.nn.likelihoods import elbo, iwae_bound, kl_normal, masked_mse
 from latentode.nn.solve import solve
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -171,7 +171,10 @@ class UnionGridPath:
         log_px = loop_gaussian_log_likelihood(
             pred, batch.target_values, batch.target_mask, net.noise_std
         )  # [S, B]
-        bound = iwae_bound(log_px, kl_normal(mean, std), kl_weight)  # [B]
+        if z0.shape[0] == 1:  # the same objective as LatentODENet.training_loss
+            bound = elbo(log_px, kl_normal(mean, std), kl_weight)  # [B]
+        else:
+            bound = iwae_bound(log_px, z0, mean, std, kl_weight)  # [B]
         return -bound.sum() / batch.target_mask.sum().clamp_min(1.0)
 
     @torch.no_grad()
