@@ -600,9 +600,16 @@ def test_ragged_and_badly_quoted_rows_name_the_line(tmp_path):
 def test_missing_id_or_time_columns_list_the_columns(tmp_path):
     path = write(tmp_path, "cols.csv", "ID,t,x\n1,0,1\n")
     raises(["['id', 'time']", "['ID', 't', 'x']", "cols.csv", "id_col="], lo.read_csv, path)
-    raises(["['variable', 'value']", "variable_col="], lo.read_csv, path, "ID", "t", "long")
-    raises(["['hr']", "static"], lo.read_csv, path, "ID", "t", static_cols=["hr"])
-    raises(["['death']"], lo.read_csv, path, "ID", "t", label_col="death")
+    raises(
+        ["['variable', 'value']", "variable_col="],
+        lo.read_csv,
+        path,
+        id_col="ID",
+        time_col="t",
+        format="long",
+    )
+    raises(["['hr']", "static"], lo.read_csv, path, id_col="ID", time_col="t", static_cols=["hr"])
+    raises(["['death']"], lo.read_csv, path, id_col="ID", time_col="t", label_col="death")
 
 
 def test_semicolon_file_hints_at_the_delimiter(tmp_path):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import Series, SeriesDataset
 from latentode.data.time_axis import UNIT_NANOSECONDS, TimeAxis, datetimes_to_float
 from latentode.errors import LatentODEError
 
-DUPLICATE_POLICIES = ("error", "mean", "first", "last")
 _INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # plain integers: no "007", "+7" or "-0"
 
 
@@ -51,71 +51,36 @@ class _Source:
 
 def read_csv(
     path: str | Path,
-    id_col: str = "id",
-    time_col: str = "time",
-    format: str = "wide",
-    variable_col: str = "variable",
-    value_col: str = "value",
-    channels: Sequence[str] | None = None,
-    static_cols: Sequence[str] = (),
-    label_col: str | None = None,
-    labels: str | Path | pd.DataFrame | None = None,
-    time_unit: str = "h",
-    duplicates: str = "error",
-    drop_empty: bool = False,
+    columns: ColumnSpec | None = None,
+    *,
     sep: str = ",",
+    **column_args,
 ) -> SeriesDataset:
     """Read irregularly-sampled series from a CSV file (``.csv`` or compressed ``.csv.gz``).
 
     Args:
         path: the CSV file.
-        id_col, time_col: columns with the series id and the time stamp. Times are
-            numbers (in any unit; ``time_unit`` labels it) or datetimes (converted to
-            floats in ``time_unit`` and converted back on output).
-        format: ``"wide"`` (every other column is a channel) or ``"long"`` (one row per
-            measurement in ``variable_col`` / ``value_col``).
-        channels: keep only these channels (wide: columns, long: variable names).
-        static_cols: per-series static covariates (constant within a series; NaN =
-            unknown). In long format they may also be variable names.
-        label_col: a per-series label column (e.g. mortality 0/1).
-        labels: a separate id,label table (path or DataFrame) instead of ``label_col``.
-        time_unit: unit of the float times: ns, us, ms, s, min, h (default) or d.
-        duplicates: what to do with several different values for the same (id, time,
-            channel): ``"error"`` (default), ``"mean"``, ``"first"`` or ``"last"``.
-            Rows that repeat the same value, or fill different channels, are merged.
-        drop_empty: drop series or channels with no observed value (with a warning
-            that counts them) instead of raising.
+        columns: a :class:`~latentode.data.columns.ColumnSpec`; or give its fields by
+            name (``column_args``): ``id_col``, ``time_col``, ``format`` (``"wide"`` or
+            ``"long"``), ``variable_col``, ``value_col``, ``channels``, ``static_cols``,
+            ``label_col``, ``labels`` (a separate id,label table), ``time_unit``,
+            ``duplicates`` and ``drop_empty``, documented there.
         sep: the field delimiter.
 
     Returns:
         A :class:`SeriesDataset`, series sorted by time.
 
     Raises:
-        LatentODEError: for a missing, empty or malformed file and every invalid value.
+        LatentODEError: for a missing, empty or malformed file, an unknown column
+            argument and every invalid value.
     """
+    spec = ColumnSpec.of(columns, **column_args)
     path = _check_path(path)
     with _csv_errors(path):
-        frame = pd.read_csv(path, **_csv_options(id_col, format, variable_col, sep))
+        frame = pd.read_csv(path, **_csv_options(spec, sep))
     _check_header(path, frame.columns, sep)
-    if label_col is not None and labels is not None:
-        raise LatentODEError("give either label_col= or labels=, not both.")
-    label_table = _read_label_table(labels, id_col, label_col) if labels is not None else None
     return _build(
-        frame,
-        _Source(path.name, frame.index),
-        id_col=id_col,
-        time_col=time_col,
-        format=format,
-        variable_col=variable_col,
-        value_col=value_col,
-        channels=channels,
-        static_cols=static_cols,
-        label_col=label_col,
-        label_table=label_table,
-        time_unit=time_unit,
-        duplicates=duplicates,
-        drop_empty=drop_empty,
-        ids_from_text=True,
+        frame, _Source(path.name, frame.index), spec, _label_table(spec), ids_from_text=True
     )
 
 
@@ -129,10 +94,10 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
-def _csv_options(id_col: str, format: str, variable_col: str, sep: str) -> dict:
+def _csv_options(spec: ColumnSpec, sep: str) -> dict:
     """Keyword arguments of ``pandas.read_csv`` for a data file."""
     # ids and variable names are text: "007" stays "007", "1" does not become 1.0
-    text_cols = {id_col: str, **({variable_col: str} if format == "long" else {})}
+    text_cols = {spec.id_col: str, **({spec.variable_col: str} if spec.format == "long" else {})}
     # index_col=False: rows longer than the header must not shift every column by one
     return {"sep": sep, "dtype": text_cols, "skipinitialspace": True, "index_col": False}
 
@@ -202,44 +167,34 @@ def _check_header(path: Path, columns: pd.Index, sep: str) -> None:
 
 
 def from_dataframe(
-    df: pd.DataFrame,
-    id_col: str = "id",
-    time_col: str = "time",
-    format: str = "wide",
-    variable_col: str = "variable",
-    value_col: str = "value",
-    channels: Sequence[str] | None = None,
-    static_cols: Sequence[str] = (),
-    label_col: str | None = None,
-    labels: str | Path | pd.DataFrame | None = None,
-    time_unit: str = "h",
-    duplicates: str = "error",
-    drop_empty: bool = False,
+    df: pd.DataFrame, columns: ColumnSpec | None = None, **column_args
 ) -> SeriesDataset:
-    """Build a :class:`SeriesDataset` from a DataFrame, by the same rules as :func:`read_csv`."""
+    """Build a :class:`SeriesDataset` from a DataFrame, by the same rules as :func:`read_csv`
+    (the same column arguments, given as ``columns`` or by name)."""
+    spec = ColumnSpec.of(columns, **column_args)
     if not isinstance(df, pd.DataFrame):
         raise LatentODEError(f"expected a pandas DataFrame, got {type(df).__name__}.")
-    if label_col is not None and labels is not None:
-        raise LatentODEError("give either label_col= or labels=, not both.")
-    label_table = _read_label_table(labels, id_col, label_col) if labels is not None else None
     frame = df.reset_index(drop=True)
-    return _build(
-        frame,
-        _Source(None, df.index),
-        id_col=id_col,
-        time_col=time_col,
-        format=format,
-        variable_col=variable_col,
-        value_col=value_col,
-        channels=channels,
-        static_cols=static_cols,
-        label_col=label_col,
-        label_table=label_table,
-        time_unit=time_unit,
-        duplicates=duplicates,
-        drop_empty=drop_empty,
-        ids_from_text=False,
+    return _build(frame, _Source(None, df.index), spec, _label_table(spec), ids_from_text=False)
+
+
+def as_dataset(data, what: str = "data", columns: ColumnSpec | None = None) -> SeriesDataset:
+    """``data`` if it is a dataset, else a DataFrame read with ``columns``; anything else raises."""
+    if isinstance(data, SeriesDataset):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return from_dataframe(data, columns)
+    raise LatentODEError(
+        f"{what} must be a latentode SeriesDataset or a pandas DataFrame, "
+        f"got {type(data).__name__}."
     )
+
+
+def _label_table(spec: ColumnSpec) -> pd.Series | None:
+    """The separate id,label table of ``spec.labels``, read and checked (None without one)."""
+    if spec.labels is None:
+        return None
+    return _read_label_table(spec.labels, spec.id_col, spec.label_col)
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,65 +217,28 @@ class _Context:
 def _build(
     frame: pd.DataFrame,
     src: _Source,
-    *,
-    id_col: str,
-    time_col: str,
-    format: str,
-    variable_col: str,
-    value_col: str,
-    channels: Sequence[str] | None,
-    static_cols: Sequence[str],
-    label_col: str | None,
+    spec: ColumnSpec,
     label_table: pd.Series | None,
-    time_unit: str,
-    duplicates: str,
-    drop_empty: bool,
+    *,
     ids_from_text: bool,
     whole_file: bool = True,
 ) -> SeriesDataset:
-    """Validate ``frame`` and build the dataset.
+    """Validate ``frame`` against ``spec`` and build the dataset.
 
     ``whole_file=False`` when ``frame`` is one block of a file read in parts
     (:func:`latentode.data.streaming.iter_csv`): the checks that need every row (a
     channel or variable with no observed value, no series left) are left to the caller.
     """
-    if format not in ("wide", "long"):
-        raise LatentODEError(f"format must be 'wide' or 'long', got {format!r}.")
-    if duplicates not in DUPLICATE_POLICIES:
-        raise LatentODEError(
-            f"duplicates={duplicates!r} is not a policy; use one of {DUPLICATE_POLICIES}."
-        )
-    if time_unit not in UNIT_NANOSECONDS:
-        raise LatentODEError(
-            f"time_unit={time_unit!r} is not a known unit; use one of {list(UNIT_NANOSECONDS)}."
-        )
-    if label_col is not None and label_table is not None:
-        raise LatentODEError("give either label_col= or labels=, not both.")
-    # column names are compared as text (a DataFrame may have integer column names)
-    id_col, time_col, variable_col, value_col = map(
-        str, (id_col, time_col, variable_col, value_col)
-    )
-    label_col = None if label_col is None else str(label_col)
-    if isinstance(static_cols, str):
-        static_cols = [static_cols]
-    static_cols = [str(c) for c in static_cols]
-    if channels is not None:
-        channels = [channels] if isinstance(channels, str) else [str(c) for c in channels]
-        repeated = sorted({c for c in channels if channels.count(c) > 1})
-        if repeated:
-            raise LatentODEError(f"channels= names {repeated} more than once; list each once.")
+    id_col, time_col, format = spec.id_col, spec.time_col, spec.format
+    variable_col, value_col, label_col = spec.variable_col, spec.value_col, spec.label_col
+    channels, static_cols, duplicates = spec.channels, list(spec.static_cols), spec.duplicates
     frame.columns = [str(c) for c in frame.columns]
     repeated = list(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
     if repeated:
         raise LatentODEError(
             f"{src.what} has more than one column named {repeated}; give every column its own name."
         )
-    roles = {"id_col": id_col, "time_col": time_col}
-    if format == "long":
-        roles.update(variable_col=variable_col, value_col=value_col)
-    if len(set(roles.values())) < len(roles):
-        shown = ", ".join(f"{k}={v!r}" for k, v in roles.items())
-        raise LatentODEError(f"{shown}: each must name a different column.")
+    roles = spec.roles()
     if label_col is not None:
         roles["label_col"] = label_col
     static_in_frame = [c for c in static_cols if c in frame.columns]
@@ -347,7 +265,7 @@ def _build(
         raise LatentODEError(f"{src.what} has a header but no data rows.")
 
     id_code, id_values = _parse_ids(frame[id_col], src, id_col, ids_from_text)  # [N], [K]
-    times, axis, rank = _parse_times(frame[time_col], src, time_col, time_unit)  # [N]
+    times, axis, rank = _parse_times(frame[time_col], src, time_col, spec.time_unit)  # [N]
     static_long: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     if format == "wide":
@@ -442,7 +360,7 @@ def _build(
     empty_chans = np.flatnonzero(np.count_nonzero(observed, axis=0) == 0)
     if not whole_file:
         empty_chans = empty_chans[:0]
-    if (empty_series.size or empty_chans.size) and not drop_empty:
+    if (empty_series.size or empty_chans.size) and not spec.drop_empty:
         parts = []
         if empty_series.size:
             shown = ", ".join(repr(_py(id_values[i])) for i in empty_series[:5])

@@ -14,21 +14,22 @@ memory that grows with the file (0.8 MB for 100,000 series).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
 from latentode.data.io import (
     _build,
     _check_path,
     _csv_errors,
     _csv_options,
+    _label_table,
     _py,
-    _read_label_table,
     _Source,
 )
 from latentode.errors import LatentODEError
@@ -50,20 +51,11 @@ class _FileBlock(_Source):
 def iter_csv(
     path: str | Path,
     series_per_chunk: int = 1000,
-    id_col: str = "id",
-    time_col: str = "time",
-    format: str = "wide",
-    variable_col: str = "variable",
-    value_col: str = "value",
-    channels: Sequence[str] | None = None,
-    static_cols: Sequence[str] = (),
-    label_col: str | None = None,
-    labels: str | Path | pd.DataFrame | None = None,
-    time_unit: str = "h",
-    duplicates: str = "error",
-    drop_empty: bool = False,
+    columns: ColumnSpec | None = None,
+    *,
     sep: str = ",",
     rows_per_read: int = ROWS_PER_READ,
+    **column_args,
 ) -> Iterator[SeriesDataset]:
     """Read a CSV file as :class:`SeriesDataset` chunks of complete series, in bounded memory.
 
@@ -74,8 +66,10 @@ def iter_csv(
     Args:
         path: the CSV file (``.csv`` or compressed ``.csv.gz``).
         series_per_chunk: series per yielded dataset (the last one may hold fewer).
+        columns, column_args: the column arguments (``id_col=``, ...), as in
+            :func:`latentode.read_csv`.
+        sep: the field delimiter.
         rows_per_read: rows pandas parses at a time.
-        id_col, ...: as in :func:`latentode.read_csv`.
 
     Yields:
         A :class:`SeriesDataset` per chunk: the next ``series_per_chunk`` series in file
@@ -96,38 +90,20 @@ def iter_csv(
             f"series_per_chunk and rows_per_read must be at least 1, got {series_per_chunk} "
             f"and {rows_per_read}."
         )
+    spec = ColumnSpec.of(columns, **column_args)
     path = _check_path(path)
-    if label_col is not None and labels is not None:
-        raise LatentODEError("give either label_col= or labels=, not both.")
-    label_table = _read_label_table(labels, id_col, label_col) if labels is not None else None
-    build = {
-        "id_col": id_col,
-        "time_col": time_col,
-        "format": format,
-        "variable_col": variable_col,
-        "value_col": value_col,
-        "channels": channels,
-        "static_cols": static_cols,
-        "label_col": label_col,
-        "time_unit": time_unit,
-        "duplicates": duplicates,
-        "drop_empty": drop_empty,
-        "ids_from_text": True,
-        "whole_file": False,
-    }
+    label_table = _label_table(spec)
     with _csv_errors(path):
-        reader = pd.read_csv(
-            path, chunksize=rows_per_read, **_csv_options(id_col, format, variable_col, sep)
-        )
-    return _Chunks(path, reader, int(series_per_chunk), build, label_table).run()
+        reader = pd.read_csv(path, chunksize=rows_per_read, **_csv_options(spec, sep))
+    return _Chunks(path, reader, int(series_per_chunk), spec, label_table).run()
 
 
 class _Chunks:
     """The state of one pass over a file: buffered rows, finished ids, what chunks agree on."""
 
-    def __init__(self, path: Path, reader, per_chunk: int, build: dict, labels) -> None:
-        self.path, self.reader, self.per_chunk, self.build = path, reader, per_chunk, build
-        self.id_col = str(build["id_col"])
+    def __init__(self, path: Path, reader, per_chunk: int, spec: ColumnSpec, labels) -> None:
+        self.path, self.reader, self.per_chunk, self.spec = path, reader, per_chunk, spec
+        self.id_col = spec.id_col
         self.buf: pd.DataFrame | None = None  # rows read but not yet in a chunk
         self.buf_row = 0  # data row of buf's first row
         self.starts: list[int] = []  # data rows where the buffered series start
@@ -219,7 +195,7 @@ class _Chunks:
             self.label_used[found] = True
             labels = self.labels.iloc[np.sort(found)]
         src = _FileBlock(self.path.name, rows.index, first_row)
-        ds = _build(rows, src, label_table=labels, **self.build)
+        ds = _build(rows, src, self.spec, labels, ids_from_text=True, whole_file=False)
         if not len(ds):
             return ds
         if self.first is None:
