@@ -1,0 +1,150 @@
+"""The residual process: kriging and marginal likelihood against dense textbook formulas,
+the Brownian-bridge limit, and parameter recovery from simulated residuals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+import latentode.nn.residual_process as rp
+from latentode.nn.residual_process import (
+    ResidualProcess,
+    condition_residual,
+    fit_residual_process,
+    residual_log_marginal,
+)
+
+
+def _corr(kernel: str, gap: np.ndarray, ell: float) -> np.ndarray:
+    d = np.abs(gap) / ell
+    if kernel == "ou":
+        return np.exp(-d)
+    return (1 + math.sqrt(3) * d) * np.exp(-math.sqrt(3) * d)
+
+
+def _random_problem(seed: int, n_b=3, n_t=7, n_q=5, n_c=2, n_s=4):
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(0, 1, (n_b, n_t)), axis=1)
+    query = rng.uniform(-0.2, 1.3, (n_b, n_q))
+    residuals = rng.normal(size=(n_s, n_b, n_t, n_c))
+    mask = (rng.random((n_b, n_t, n_c)) < 0.7).astype(float)
+    mask[:, 0, :] = 1.0
+    residuals[:, mask == 0] = np.nan  # unobserved slots must never be read
+    return times, query, residuals, mask
+
+
+PROCESS = ResidualProcess(("ou", "matern32"), (0.7, 1.3), (0.3, 0.5), (0.05, 0.01))
+
+
+def _dense_condition(times, query, residuals, mask, process):
+    """Textbook kriging per (series, channel) with numpy, over observed points only."""
+    n_s, n_b, _, n_c = residuals.shape
+    mean = np.zeros((n_s, n_b, query.shape[1], n_c))
+    var = np.zeros((n_b, query.shape[1], n_c))
+    for b in range(n_b):
+        for c in range(n_c):
+            k, v, ell, n = (
+                process.kernel[c],
+                process.variance[c],
+                process.lengthscale[c],
+                process.noise[c],
+            )
+            o = mask[b, :, c] > 0
+            t = times[b, o]
+            cov = v * _corr(k, t[:, None] - t[None, :], ell) + n * np.eye(len(t))
+            cross = v * _corr(k, t[:, None] - query[b][None, :], ell)  # [T, Q]
+            weights = np.linalg.solve(cov, cross)  # [T, Q]
+            for s in range(n_s):
+                mean[s, b, :, c] = weights.T @ residuals[s, b, o, c]
+            var[b, :, c] = v - np.sum(cross * weights, axis=0)
+    return mean, var
+
+
+@pytest.mark.parametrize("chunk", [10**9, 1])
+def test_conditioning_matches_dense_kriging(chunk, monkeypatch):
+    monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
+    times, query, residuals, mask = _random_problem(0)
+    t = torch.tensor(times)
+    mean, var = condition_residual(
+        t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query), PROCESS.tensors(t)
+    )
+    want_mean, want_var = _dense_condition(times, query, residuals, mask, PROCESS)
+    np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
+
+
+def test_log_marginal_matches_scipy():
+    times, _, residuals, mask = _random_problem(1)
+    t = torch.tensor(times)
+    got = residual_log_marginal(
+        t, torch.tensor(residuals[0]), torch.tensor(mask), PROCESS.tensors(t)
+    )
+    for b in range(times.shape[0]):
+        for c in range(mask.shape[-1]):
+            o = mask[b, :, c] > 0
+            tt = times[b, o]
+            v, ell, n = PROCESS.variance[c], PROCESS.lengthscale[c], PROCESS.noise[c]
+            cov = v * _corr(PROCESS.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(o.sum())
+            want = multivariate_normal(np.zeros(o.sum()), cov).logpdf(residuals[0, b, o, c])
+            assert got[b, c].item() == pytest.approx(want, rel=1e-10)
+
+
+def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path():
+    """With ℓ ≫ the gap and no noise, the OU bridge is a Brownian bridge: its mean is
+    the straight line between the two residuals; far away the residual decays to 0."""
+    process = ResidualProcess(("ou",), (1e4,), (1e4,), (1e-10,))
+    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    r = torch.tensor([[[[2.0], [-1.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]
+    m = torch.ones(1, 2, 1, dtype=torch.float64)
+    q = torch.tensor([[0.25, 0.5, 0.9]], dtype=torch.float64)
+    mean, var = condition_residual(t, r, m, q, process.tensors(t))
+    np.testing.assert_allclose(
+        mean[0, 0, :, 0].numpy(), np.interp([0.25, 0.5, 0.9], [0, 1], [2, -1]), atol=1e-3
+    )
+    short = ResidualProcess(("ou",), (1.0,), (0.01,), (1e-6,))
+    far = torch.tensor([[5.0]], dtype=torch.float64)
+    mean, var = condition_residual(t, r, m, far, short.tensors(t))
+    assert abs(mean.item()) < 1e-12 and var.item() == pytest.approx(1.0)
+
+
+def _simulate(kernel: str, v: float, ell: float, n: float, n_b: int, n_t: int, seed: int):
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(0, 1, (n_b, n_t)), axis=1)
+    r = np.zeros((n_b, n_t, 1))
+    for b in range(n_b):
+        tt = times[b]
+        cov = v * _corr(kernel, tt[:, None] - tt[None, :], ell) + n * np.eye(n_t)
+        r[b, :, 0] = np.linalg.cholesky(cov) @ rng.normal(size=n_t)
+    return torch.tensor(times), torch.tensor(r), torch.ones(n_b, n_t, 1, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel", ["ou", "matern32"])
+def test_fit_recovers_simulated_parameters_and_kernel(kernel):
+    times, r, m = _simulate(kernel, v=0.5, ell=0.2, n=0.01, n_b=150, n_t=20, seed=3)
+    fitted = fit_residual_process(times, r, m)
+    assert fitted.kernel == (kernel,)
+    assert fitted.variance[0] == pytest.approx(0.5, rel=0.25)
+    assert fitted.lengthscale[0] == pytest.approx(0.2, rel=0.3)
+    assert fitted.noise[0] == pytest.approx(0.01, rel=0.5)
+
+
+def test_channel_with_too_few_points_keeps_a_white_default():
+    times, r, m = _simulate("ou", 0.5, 0.2, 0.01, n_b=40, n_t=10, seed=4)
+    r2 = torch.cat([r, 3.0 * torch.ones_like(r)], dim=-1)
+    m2 = torch.cat([m, torch.zeros_like(m)], dim=-1)
+    m2[0, :2, 1] = 1.0  # two observed values only
+    fitted = fit_residual_process(times, r2, m2)
+    assert fitted.kernel[1] == "ou"
+    assert fitted.variance[1] == pytest.approx(4.5) and fitted.noise[1] == pytest.approx(4.5)
+
+
+def test_round_trip_and_validation():
+    assert ResidualProcess.from_dict(PROCESS.to_dict()) == PROCESS
+    with pytest.raises(ValueError, match="unknown residual kernel"):
+        ResidualProcess(("rbf",), (1.0,), (1.0,), (1.0,))
+    with pytest.raises(ValueError, match="positive"):
+        ResidualProcess(("ou",), (1.0,), (-1.0,), (1.0,))
