@@ -1,0 +1,557 @@
+"""Accuracy of the latent ODE against simple baselines, on real and synthetic series (issue 13).
+
+Data: the seven small real sets in ``benchmarks/data/real`` (see its ``SOURCES.md``) and the
+``spiral``, ``periodic`` and ``clinical`` generators (data seed 0). Only the time-varying
+channels are used; the ``*_static.csv`` covariates (and clinical's statics and label) are
+left out, so every method sees the same inputs. Per data set and seed (the seed changes
+the split, the context draw and the model seed):
+
+- split by series 80/20; a set of fewer than 30 series is cut into 5 folds that take
+  turns as the test set, so every series is scored exactly once;
+- tasks on each test series: ``interp``, a random half of its points (at least one) is the
+  context, the rest is scored; ``forecast``, the points before 60% of its time span are the
+  context, the rest is scored. Series with fewer than 2 points are skipped (counted);
+- methods: ``latentode`` (``LatentODE(seed=s)``, defaults, plain ``fit``), ``odernn``,
+  ``gru_dt`` (``ODERNN(cell="gru_dt")``), and baselines written here, per series and channel
+  from that channel's context points: ``linear`` and ``pchip`` (flat beyond the ends),
+  ``locf`` (last value; the first one before it), ``mean`` (training mean, also the fallback
+  for a channel with no context point). Beyond the context all but ``mean`` carry the last
+  value, so the three agree on ``forecast``;
+- metrics pooled over the scored values of all folds: ``mse`` (squared error / the channel's
+  training variance), ``mae`` (data units), ``coverage`` of the models' 90% intervals,
+  ``fit_s`` (seconds per fit; baselines: their prediction time). Mean ± standard error over
+  seeds, and the latent ODE's mse ratio to ``linear`` (interp) and ``locf`` (forecast).
+
+Targets: that ratio < 1, and 90% coverage within 80-97%.
+
+    python benchmarks/accuracy.py              # 3 seeds, fit's default epochs (hours, 2 cores)
+    python benchmarks/accuracy.py --quick      # 1 seed, 20 epochs, smaller generators
+    python benchmarks/accuracy.py --sets theoph,milk --methods latentode,linear,locf
+    python benchmarks/accuracy.py --quick --set latent_dim=4 --set encoder=rnn
+
+``--set KEY=VALUE`` sets a ``LatentODE`` parameter (``ast.literal_eval``, else text). Results:
+``benchmarks/results/accuracy.json`` (``accuracy_quick.json`` with ``--quick``) or ``--json``.
+Torch uses one thread: the machine's 2 cores are shared with other jobs, and fits are timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import PchipInterpolator
+
+import latentode as lo
+
+HERE = Path(__file__).resolve().parent
+REAL_DIR = HERE / "data" / "real"
+RESULTS_DIR = HERE / "results"
+REAL_SETS = ("theoph", "indometh", "quinidine", "oxboys", "chickweight", "milk", "bodyweight")
+SYNTHETIC_SETS = ("spiral", "periodic", "clinical")
+ID, TIME = "series_id", "time"
+TASKS = ("interp", "forecast")
+SMALL_SET = 30  # fewer series than this: rotate the test fold
+N_FOLDS = 5
+TEST_FRAC = 0.2
+FORECAST_AT = 0.6  # forecast context: points before 60% of the series' time span
+QUANTILES = (0.05, 0.95)
+QUICK_EPOCHS = 20  # quick mode only; the full run uses fit's default max_epochs
+REFERENCE = {"interp": "linear", "forecast": "locf"}  # what the latent ODE must beat
+COVERAGE_TARGET = (0.80, 0.97)
+# generator sizes (full, quick); the data seed is always 0
+GENERATORS = {
+    "spiral": ({"n_series": 300}, {"n_series": 100}),
+    "periodic": ({"n_series": 300}, {"n_series": 100}),
+    "clinical": ({"n_patients": 200}, {"n_patients": 60}),
+}
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_set(name: str, quick: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """One data set as a wide frame (``series_id``, ``time``, channels; NaN = not observed).
+
+    Rows are sorted by id and time; rows with no observed channel are dropped.
+    """
+    if name in REAL_SETS:
+        ds = lo.read_csv(REAL_DIR / f"{name}.csv", id_col=ID, time_col=TIME)
+    elif name in SYNTHETIC_SETS:
+        ds = getattr(lo.datasets, name)(**GENERATORS[name][quick], seed=0)
+    else:
+        raise ValueError(f"unknown data set {name!r}; choose from {REAL_SETS + SYNTHETIC_SETS}")
+    channels = list(ds.channels)
+    df = ds.to_dataframe().rename(columns={ds.id_name: ID, ds.time_name: TIME})
+    df = df[[ID, TIME, *channels]]
+    df = df[df[channels].notna().any(axis=1)]
+    return df.sort_values([ID, TIME], kind="stable").reset_index(drop=True), channels
+
+
+def folds(ids: Sequence, seed: int) -> list[tuple[list, list]]:
+    """(train ids, test ids) pairs: one 80/20 split, or N_FOLDS rotating test folds."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    shuffled = [ids[i] for i in order]
+    if len(ids) >= SMALL_SET:
+        n_test = round(TEST_FRAC * len(ids))
+        return [(shuffled[n_test:], shuffled[:n_test])]
+    n_folds = min(N_FOLDS, len(ids))
+    tests = [shuffled[k::n_folds] for k in range(n_folds)]  # sizes differ by at most one
+    return [([s for s in shuffled if s not in test], test) for test in tests]
+
+
+def make_task(
+    test: pd.DataFrame, task: str, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(context rows, scored rows, number of series skipped) of ``task`` on the test series."""
+    context, scored, skipped = [], [], 0
+    for _, rows in test.groupby(ID, sort=False):
+        n = len(rows)
+        if n < 2:
+            skipped += 1
+            continue
+        if task == "interp":
+            keep = np.zeros(n, dtype=bool)
+            keep[rng.permutation(n)[: max(1, n // 2)]] = True
+        elif task == "forecast":
+            t = rows[TIME].to_numpy()
+            keep = t < t[0] + FORECAST_AT * (t[-1] - t[0])
+        else:
+            raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+        context.append(rows[keep])
+        scored.append(rows[~keep])
+    if not context:
+        empty = test.iloc[:0]
+        return empty, empty, skipped
+    return pd.concat(context), pd.concat(scored), skipped
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def linear_predict(t_ctx: np.ndarray, v_ctx: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """Linear interpolation through (t_ctx, v_ctx) [n >= 1], flat beyond the ends."""
+    return np.interp(t_query, t_ctx, v_ctx)
+
+
+def locf_predict(t_ctx: np.ndarray, v_ctx: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """Last observation at or before each query time; the first one before it starts."""
+    last = np.searchsorted(t_ctx, t_query, side="right") - 1
+    return v_ctx[np.clip(last, 0, None)]
+
+
+def pchip_predict(t_ctx: np.ndarray, v_ctx: np.ndarray, t_query: np.ndarray) -> np.ndarray:
+    """Monotone cubic (PCHIP) through the points, flat beyond the ends; < 3 points: linear."""
+    if len(t_ctx) < 3:
+        return linear_predict(t_ctx, v_ctx, t_query)
+    curve = PchipInterpolator(t_ctx, v_ctx, extrapolate=False)
+    return curve(np.clip(t_query, t_ctx[0], t_ctx[-1]))
+
+
+# name -> per-channel predictor (t_ctx, v_ctx, t_query); None: the training mean everywhere
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None] = {
+    "linear": linear_predict,
+    "locf": locf_predict,
+    "pchip": pchip_predict,
+    "mean": None,
+}
+
+
+def baseline_predict(
+    method: str,
+    context: pd.DataFrame,
+    scored: pd.DataFrame,
+    channels: Sequence[str],
+    train_mean: np.ndarray,
+) -> np.ndarray:
+    """Predictions [len(scored), C] of a baseline, series by series and channel by channel.
+
+    A channel with no context observation in a series (and the ``mean`` baseline) gets
+    the channel's training mean ``train_mean`` [C].
+    """
+    predict = BASELINES[method]
+    out = np.tile(np.asarray(train_mean, dtype=float), (len(scored), 1))
+    if predict is None:
+        return out
+    ctx_groups = dict(list(context.groupby(ID, sort=False)))
+    position = np.arange(len(scored))
+    for sid, rows in scored.groupby(ID, sort=False):
+        where = position[(scored[ID] == sid).to_numpy()]
+        ctx = ctx_groups[sid]
+        t_query = rows[TIME].to_numpy(dtype=float)
+        for j, channel in enumerate(channels):
+            seen = ctx[channel].notna().to_numpy()
+            if seen.any():
+                t_ctx = ctx[TIME].to_numpy(dtype=float)[seen]
+                v_ctx = ctx[channel].to_numpy(dtype=float)[seen]
+                out[where, j] = predict(t_ctx, v_ctx, t_query)
+    return out
+
+
+# ---------------------------------------------------------------- models
+
+
+# name -> a fresh estimator from (seed, LatentODE params): defaults otherwise
+MODELS: dict[str, Callable[[int, dict], object]] = {
+    "latentode": lambda seed, params: lo.LatentODE(seed=seed, **params),
+    "odernn": lambda seed, params: lo.ODERNN(seed=seed),
+    "gru_dt": lambda seed, params: lo.ODERNN(cell="gru_dt", seed=seed),
+}
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence Lightning's banners, its treespec warning and fit's hold-out message."""
+    import lightning  # noqa: F401  (importing it sets its loggers' levels: quiet them after)
+
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*treespec.*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def fit_model(method: str, train: pd.DataFrame, seed: int, params: dict, epochs: int | None):
+    """(fitted model, seconds, epochs trained); ``epochs=None``: fit's own default."""
+    model = MODELS[method](seed, params)
+    data = lo.from_dataframe(train, id_col=ID, time_col=TIME)
+    extra = {} if epochs is None else {"max_epochs": epochs}
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        start = time.perf_counter()
+        model.fit(data, progress_bar=False, log_dir=Path(tmp) / "run", **extra)
+        seconds = time.perf_counter() - start
+    history = getattr(model, "history_", None)
+    return model, seconds, (None if history is None else len(history))
+
+
+def model_predict(
+    model, context: pd.DataFrame, scored: pd.DataFrame, channels: Sequence[str], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, q5, q95), each [len(scored), C], at the scored rows' times."""
+    times = {sid: rows[TIME].to_numpy() for sid, rows in scored.groupby(ID, sort=False)}
+    with quiet():
+        pred = model.predict(context, times=times, quantiles=QUANTILES, seed=seed)
+    pred = pred.sort_values([ID, TIME], kind="stable")  # as ``scored`` (from load_set's order)
+    same = len(pred) == len(scored) and np.allclose(pred[TIME], scored[TIME], rtol=1e-9)
+    if not same or (pred[ID].astype(str).to_numpy() != scored[ID].astype(str).to_numpy()).any():
+        raise AssertionError("predict returned other rows than the scored ones")
+    take = lambda suffix: pred[[f"{c}{suffix}" for c in channels]].to_numpy(float)  # noqa: E731
+    return take(""), take("_q5"), take("_q95")
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def error_sums(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    train_var: np.ndarray,
+    q5: np.ndarray | None = None,
+    q95: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Sums over the observed (non-NaN) ``truth`` [N, C] of scaled squared and absolute errors.
+
+    ``train_var`` [C] scales each channel's squared error; with ``q5``/``q95`` [N, C] also
+    counts the values inside the interval. Pool folds by adding, then :func:`finish`.
+    """
+    seen = ~np.isnan(truth)
+    err = np.where(seen, pred - np.nan_to_num(truth), 0.0)
+    sums = {
+        "sq": float(np.sum(err**2 / np.asarray(train_var)[None, :])),
+        "abs": float(np.sum(np.abs(err))),
+        "n": int(seen.sum()),
+    }
+    if q5 is not None and q95 is not None:
+        inside = (truth >= q5) & (truth <= q95) & seen
+        sums["covered"] = int(inside.sum())
+    return sums
+
+
+def finish(sums: dict[str, float]) -> dict[str, float | None]:
+    """Scaled MSE, MAE and 90% coverage from pooled :func:`error_sums`."""
+    n = sums["n"]
+    cover = sums.get("covered")
+    return {
+        "mse": sums["sq"] / n if n else None,
+        "mae": sums["abs"] / n if n else None,
+        "coverage": cover / n if n and cover is not None else None,
+    }
+
+
+def scaled_mse(pred: np.ndarray, truth: np.ndarray, train_var: np.ndarray) -> float:
+    """Mean over observed ``truth`` [N, C] of ``(pred - truth)^2 / train_var[c]``."""
+    return finish(error_sums(pred, truth, train_var))["mse"]
+
+
+def channel_stats(train: pd.DataFrame, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and variance per channel (variance 1 where it is 0 or undefined)."""
+    values = train[list(channels)].to_numpy(dtype=float)
+    mean = np.nan_to_num(np.nanmean(values, axis=0), nan=0.0)
+    var = np.nanvar(values, axis=0)
+    return mean, np.where(np.isfinite(var) & (var > 0), var, 1.0)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def score_fold(
+    method: str, train: pd.DataFrame, tasks: dict, channels: list[str], seed: int, opts: dict
+) -> tuple[dict[str, dict], float, int | None]:
+    """Error sums per task, fit seconds and epochs trained of one method on one fold.
+
+    ``tasks`` maps each task to its (context, scored) rows; ``opts`` holds ``quick`` and
+    the LatentODE ``params``.
+    """
+    mean, var = channel_stats(train, channels)
+    sums, start, seconds, n_epochs, model = {}, time.perf_counter(), 0.0, None, None
+    if method in MODELS:
+        params = opts["params"] if method == "latentode" else {}
+        epochs = QUICK_EPOCHS if opts["quick"] else None
+        model, seconds, n_epochs = fit_model(method, train, seed, params, epochs)
+    for task, (context, scored) in tasks.items():
+        truth = scored[channels].to_numpy(dtype=float)
+        if model is None:
+            pred = baseline_predict(method, context, scored, channels, mean)
+            sums[task] = error_sums(pred, truth, var)
+        elif len(scored):
+            pred, q5, q95 = model_predict(model, context, scored, channels, seed)
+            sums[task] = error_sums(pred, truth, var, q5, q95)
+    return sums, (seconds if model is not None else time.perf_counter() - start), n_epochs
+
+
+def run_set(name: str, methods: Sequence[str], seed: int, opts: dict) -> list[dict]:
+    """One record per (task, method) for one data set and seed, pooled over its folds."""
+    df, channels = load_set(name, opts["quick"])
+    ids = list(pd.unique(df[ID]))
+    totals = {(task, m): Counter(sq=0.0, abs=0.0, n=0) for task in TASKS for m in methods}
+    fit_s, epochs_run = defaultdict(list), defaultdict(list)
+    errors: dict[str, str] = {}
+    skipped = Counter()
+    splits = folds(ids, seed)
+    for k, (train_ids, test_ids) in enumerate(splits):
+        train, test = df[df[ID].isin(train_ids)], df[df[ID].isin(test_ids)]
+        tasks = {}
+        for i, task in enumerate(TASKS):
+            context, scored, n_skip = make_task(test, task, np.random.default_rng([seed, k, i]))
+            tasks[task] = (context, scored)
+            skipped[task] += n_skip
+        for method in (m for m in methods if m not in errors):
+            try:
+                sums, seconds, n_epochs = score_fold(method, train, tasks, channels, seed, opts)
+            except Exception as err:  # one failing fit must not sink an hours-long run
+                errors[method] = f"{type(err).__name__}: {err}"
+                print(f"  {name} seed {seed} {method}: {errors[method]}", file=sys.stderr)
+                continue
+            for task, task_sums in sums.items():
+                totals[task, method].update(task_sums)
+            fit_s[method].append(seconds)
+            epochs_run[method].append(n_epochs)
+    records = []
+    for (task, method), sums in totals.items():
+        record = {"set": name, "task": task, "method": method, "seed": seed}
+        record.update(finish(sums) if method not in errors else dict.fromkeys(["mse", "mae"]))
+        record.update(
+            n_series=len(ids),
+            n_folds=len(splits),
+            n_scored=sums["n"],
+            skipped=skipped[task],
+            fit_s=float(np.mean(fit_s[method])) if fit_s[method] else None,
+            epochs=epochs_run[method] if method in MODELS else None,
+            error=errors.get(method),
+        )
+        records.append(record)
+    return records
+
+
+def mean_se(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and standard error (None with fewer than two values) of the non-None values."""
+    vals = np.array([v for v in values if v is not None], dtype=float)
+    if len(vals) == 0:
+        return None, None
+    se = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else None
+    return float(vals.mean()), se
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """Mean and standard error over seeds per (set, task, method); for the latent ODE also
+    its mse ratio to the task's reference baseline (paired by seed) and the targets met."""
+    by = defaultdict(list)
+    for r in records:
+        by[r["set"], r["task"], r["method"]].append(r)
+    rows = []
+    for (name, task, method), rs in by.items():
+        row = {"set": name, "task": task, "method": method, "seeds": [r["seed"] for r in rs]}
+        row["skipped"] = [r["skipped"] for r in rs]  # per seed
+        for key in ("mse", "mae", "coverage", "fit_s"):
+            row[key], row[f"{key}_se"] = mean_se([r.get(key) for r in rs])
+        row["errors"] = sorted({r["error"] for r in rs if r.get("error")})
+        if method == "latentode":
+            ref = {r["seed"]: r["mse"] for r in by.get((name, task, REFERENCE[task]), [])}
+            ratios = [r["mse"] / ref[r["seed"]] for r in rs if r["mse"] and ref.get(r["seed"])]
+            row["ratio"], row["ratio_se"] = mean_se(ratios)
+            row["beats_reference"] = row["ratio"] is not None and row["ratio"] < 1
+            cov = row["coverage"]
+            row["coverage_ok"] = cov is not None and COVERAGE_TARGET[0] <= cov <= COVERAGE_TARGET[1]
+        rows.append(row)
+    return rows
+
+
+def fmt(mean: float | None, se: float | None, spec: str = ".3g") -> str:
+    """``mean±se`` (``n/a`` without a mean, no ``±`` without a standard error)."""
+    if mean is None:
+        return "n/a"
+    return format(mean, spec) + ("" if se is None else "±" + format(se, ".2g"))
+
+
+def markdown_tables(summary: list[dict], methods: Sequence[str], sets: Sequence[str]) -> str:
+    """One markdown table per task: scaled MSE per method, latent ODE coverage and ratio."""
+    cell = {(r["set"], r["task"], r["method"]): r for r in summary}
+    out = []
+    for task in TASKS:
+        lode = {name: cell.get((name, task, "latentode")) for name in sets}
+        has_lode = any(lode.values())
+        head = ["set", *methods]
+        if has_lode:
+            head += ["latentode cov90", f"latentode / {REFERENCE[task]}"]
+        lines = [f"\n### {task}: scaled MSE (mean±se over seeds)\n", "| " + " | ".join(head) + " |"]
+        lines.append("|" + "---|" * len(head))
+        for name in sets:
+            row = [name]
+            for m in methods:
+                r = cell.get((name, task, m)) or {"mse": None, "mse_se": None, "errors": []}
+                row.append("error" if r["errors"] else fmt(r["mse"], r["mse_se"]))
+            if (ode := lode[name]) is not None:
+                row.append(fmt(ode["coverage"], ode["coverage_se"], ".2f"))
+                row.append(fmt(ode["ratio"], ode["ratio_se"], ".2f"))
+            lines.append("| " + " | ".join(row) + " |")
+        skipped = {
+            r["set"]: r["skipped"] for r in summary if r["task"] == task and any(r["skipped"])
+        }
+        if skipped:
+            lines.append(f"\nSeries with fewer than 2 points, not scored: {skipped}")
+        if has_lode and REFERENCE[task] not in methods:
+            lines.append(f"\nNo ratio: add {REFERENCE[task]} to --methods.")
+        elif has_lode:
+            lo_c, hi_c = COVERAGE_TARGET
+            wins = [n for n, r in lode.items() if r and r["beats_reference"]]
+            cover = [n for n, r in lode.items() if r and r["coverage_ok"]]
+            lines.append(
+                f"\nTargets: latentode beats {REFERENCE[task]} on {len(wins)}/{len(sets)} sets "
+                f"({', '.join(wins) or 'none'}); 90% coverage within {lo_c:.0%}-{hi_c:.0%} on "
+                f"{len(cover)}/{len(sets)} ({', '.join(cover) or 'none'})."
+            )
+        out.append("\n".join(lines))
+    return "\n".join(out)
+
+
+def machine() -> dict:
+    """CPU count, versions, torch threads and the command line (no date: compare by content)."""
+    import scipy
+    import torch
+
+    return dict(
+        platform=platform.platform(), cpu_count=os.cpu_count(), python=platform.python_version(),
+        torch=torch.__version__, torch_threads=torch.get_num_threads(), numpy=np.__version__,
+        scipy=scipy.__version__, latentode=lo.__version__,
+        command=shlex.join(["python", *sys.argv]),
+    )  # fmt: skip
+
+
+def parse_params(items: Sequence[str]) -> dict:
+    """``KEY=VALUE`` strings to a dict; values via ast.literal_eval, else the text itself."""
+    params = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE (e.g. latent_dim=4), got {item!r}")
+        try:
+            params[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key] = text
+    return params
+
+
+def pick(text: str | None, known: Sequence[str], what: str) -> list[str]:
+    """Comma-separated names, each one of ``known`` (all of them when ``text`` is None)."""
+    names = list(known) if text is None else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise SystemExit(f"unknown {what} {unknown or text!r}; choose from {','.join(known)}")
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    import torch
+
+    torch.set_num_threads(1)  # 2 cores shared with other jobs: one thread keeps timings honest
+    all_sets, all_methods = REAL_SETS + SYNTHETIC_SETS, (*MODELS, *BASELINES)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--quick", action="store_true", help="1 seed, few epochs, small generators")
+    add("--sets", help=f"comma-separated, from {','.join(all_sets)}")
+    add("--methods", help=f"comma-separated, from {','.join(all_methods)}")
+    add("--seeds", help="comma-separated integers (default 0,1,2; quick: 0)")
+    add("--json", type=Path, help="where to write the results")
+    add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
+    args = parser.parse_args(argv)
+    sets, methods = (
+        pick(args.sets, all_sets, "data set(s)"),
+        pick(args.methods, all_methods, "method(s)"),
+    )
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    opts = {"quick": args.quick, "params": parse_params(args.set)}
+    try:
+        lo.LatentODE(**opts["params"])  # an unknown name fails here, not in every fit
+    except TypeError as err:
+        raise SystemExit(f"--set: {err}; see help(latentode.LatentODE)") from None
+    path = args.json or RESULTS_DIR / ("accuracy_quick.json" if args.quick else "accuracy.json")
+    epochs = f"max_epochs={QUICK_EPOCHS} (quick)" if args.quick else "fit's default max_epochs"
+    print(f"accuracy: sets {','.join(sets)} | methods {','.join(methods)} | seeds {seeds} | "
+          f"models: {epochs} | LatentODE params {opts['params'] or 'defaults'}")  # fmt: skip
+    start, records = time.perf_counter(), []
+    for name in sets:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            records += run_set(name, methods, seed, opts)
+            print(f"  {name} seed {seed}: {time.perf_counter() - t0:.1f} s", flush=True)
+    summary = summarise(records)
+    print(markdown_tables(summary, methods, sets))
+    wall = time.perf_counter() - start
+    print(f"\nwall time {wall:.0f} s; results in {path}")
+    protocol = dict(
+        small_set=SMALL_SET, n_folds=N_FOLDS, test_frac=TEST_FRAC, forecast_at=FORECAST_AT,
+        quantiles=QUANTILES, generators={k: v[args.quick] for k, v in GENERATORS.items()},
+    )  # fmt: skip
+    result = dict(
+        machine=machine(), quick=args.quick, model_epochs=epochs,
+        latentode_params=opts["params"], sets=sets, methods=methods, seeds=seeds,
+        protocol=protocol, wall_s=wall, summary=summary, records=records,
+    )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The accuracy benchmark's own baselines, splits and metric, against hand-computed values."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# load benchmarks/accuracy.py by path: putting benchmarks/ on sys.path would let its
+# modules (run, memory, training...) shadow other imports for the rest of the session
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
+_SPEC = importlib.util.spec_from_file_location("benchmarks_accuracy", _PATH)
+acc = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(acc)
+
+# series "a": x seen at t = 1, 3 only, y never; series "b": y seen at t = 0, 1, 2, 4
+CONTEXT = pd.DataFrame(
+    {
+        "series_id": ["a", "a", "b", "b", "b", "b"],
+        "time": [1.0, 3.0, 0.0, 1.0, 2.0, 4.0],
+        "x": [2.0, 6.0, np.nan, np.nan, np.nan, np.nan],
+        "y": [np.nan, np.nan, 0.0, 1.0, 4.0, 5.0],
+    }
+)
+SCORED = pd.DataFrame(
+    {
+        "series_id": ["a", "a", "a", "b", "b"],
+        "time": [0.0, 2.0, 4.0, 3.0, 6.0],
+        "x": [1.0, 5.0, 8.0, np.nan, np.nan],
+        "y": [np.nan, 1.0, np.nan, 4.5, 6.0],
+    }
+)
+TRAIN_MEAN = np.array([10.0, 20.0])
+
+
+def test_linear_is_flat_beyond_the_ends_and_channels_without_context_get_the_mean():
+    pred = acc.baseline_predict("linear", CONTEXT, SCORED, ["x", "y"], TRAIN_MEAN)
+    # a.x: 2 before t=1, (2+6)/2 at t=2, 6 after t=3; a.y: no context -> mean 20;
+    # b.x: no context -> mean 10; b.y: 4 + (5-4)*(3-2)/(4-2) = 4.5 at t=3, 5 after t=4
+    expected = [[2, 20], [4, 20], [6, 20], [10, 4.5], [10, 5]]
+    np.testing.assert_allclose(pred, expected)
+
+
+def test_locf_carries_the_last_value_and_uses_the_first_before_the_start():
+    pred = acc.baseline_predict("locf", CONTEXT, SCORED, ["x", "y"], TRAIN_MEAN)
+    np.testing.assert_allclose(pred, [[2, 20], [2, 20], [6, 20], [10, 4], [10, 5]])
+    np.testing.assert_allclose(acc.locf_predict(np.array([5.0]), np.array([7.0]), [0, 5, 9]), 7)
+
+
+def test_mean_baseline_is_the_training_mean_everywhere():
+    pred = acc.baseline_predict("mean", CONTEXT, SCORED, ["x", "y"], TRAIN_MEAN)
+    np.testing.assert_allclose(pred, np.tile(TRAIN_MEAN, (5, 1)))
+
+
+def test_pchip_passes_through_the_points_is_monotone_between_them_and_flat_outside():
+    t, v = np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 4.0, 5.0])
+    np.testing.assert_allclose(acc.pchip_predict(t, v, t), v, atol=1e-12)
+    dense = np.linspace(0, 4, 401)
+    assert np.all(np.diff(acc.pchip_predict(t, v, dense)) >= -1e-12)
+    inside = acc.pchip_predict(t, v, np.array([3.0]))[0]
+    assert 4.0 < inside < 5.0 and inside != 4.5  # a cubic, not the chord
+    np.testing.assert_allclose(acc.pchip_predict(t, v, np.array([-3.0, 9.0])), [0.0, 5.0])
+    # two points: the straight line; one point: a constant
+    np.testing.assert_allclose(acc.pchip_predict(t[:2], v[:2], np.array([0.25, 7])), [0.25, 1])
+    np.testing.assert_allclose(acc.pchip_predict(t[:1], v[:1], np.array([3.0])), [0.0])
+
+
+def test_scaled_mse_divides_each_channel_by_its_training_variance_over_observed_values():
+    pred = np.array([[2.0, 0.0], [4.0, 3.0]])
+    truth = np.array([[1.0, np.nan], [5.0, 1.0]])
+    # observed: (2-1)^2/4, (4-5)^2/4, (3-1)^2/1 -> (0.25 + 0.25 + 4) / 3
+    assert acc.scaled_mse(pred, truth, np.array([4.0, 1.0])) == pytest.approx(4.5 / 3)
+    sums = acc.error_sums(pred, truth, np.array([4.0, 1.0]), pred - 0.5, pred + 0.5)
+    assert acc.finish(sums) == pytest.approx({"mse": 1.5, "mae": 4 / 3, "coverage": 0.0})
+
+
+@pytest.mark.parametrize("n_series, n_splits", [(6, 5), (12, 5), (40, 1)])
+def test_small_sets_rotate_the_test_fold_so_every_series_is_tested_once(n_series, n_splits):
+    ids = [f"s{i}" for i in range(n_series)]
+    splits = acc.folds(ids, seed=3)
+    assert len(splits) == n_splits
+    tested = [s for _, test in splits for s in test]
+    for train, test in splits:
+        assert sorted(train + test) == sorted(ids)
+    if n_splits == 1:
+        assert len(tested) == 8
+    else:
+        assert sorted(tested) == sorted(ids)
+
+
+def test_tasks_hide_half_or_the_last_40_percent_and_skip_single_points():
+    test = pd.DataFrame({"series_id": [1] * 5 + [2], "time": [0.0, 1, 2, 3, 10, 0], "x": [1.0] * 6})
+    ctx, scored, skipped = acc.make_task(test, "forecast", np.random.default_rng(0))
+    assert skipped == 1 and ctx["time"].tolist() == [0, 1, 2, 3] and scored["time"].tolist() == [10]
+    ctx, scored, skipped = acc.make_task(test, "interp", np.random.default_rng(0))
+    assert (len(ctx), len(scored), skipped) == (2, 3, 1)
+    assert sorted(ctx["time"].tolist() + scored["time"].tolist()) == [0, 1, 2, 3, 10]
