@@ -11,11 +11,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-
-DATE = "2026-11-24"
 
 
 def cpu_model() -> str:
@@ -30,7 +29,7 @@ def cpu_model() -> str:
 
 
 def machine_info(device: torch.device, argv: Sequence[str] | None = None) -> dict:
-    """Machine, device, versions, torch threads and the command line, for every table."""
+    """Machine, device, versions, torch threads, the command line and today's date (UTC)."""
     import torchdiffeq
 
     argv = sys.argv if argv is None else argv
@@ -42,7 +41,7 @@ def machine_info(device: torch.device, argv: Sequence[str] | None = None) -> dic
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "command": shlex.join(["python", *argv]),
-        "date": DATE,
+        "date": datetime.now(timezone.utc).date().isoformat(),  # of the run, for the record
     }
     if device.type == "cuda":
         info["device"] = f"{device} ({torch.cuda.get_device_name(device)})"
