@@ -148,3 +148,40 @@ def test_round_trip_and_validation():
         ResidualProcess(("rbf",), (1.0,), (1.0,), (1.0,))
     with pytest.raises(ValueError, match="positive"):
         ResidualProcess(("ou",), (1.0,), (-1.0,), (1.0,))
+
+
+def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
+    """With a residual process, each sample is its path plus the kriging of that path's
+    residuals at the context (recomputed here from the network's own pieces with the
+    dense numpy formulas); the std is the conditional std plus the white noise."""
+    from latentode.data.batching import collate
+    from latentode.data.dataset import make_series
+    from latentode.data.scaling import Scaler
+    from latentode.models import build_network
+
+    torch.manual_seed(0)
+    net = build_network("latent_ode", {"n_channels": 2, "latent_dim": 3, "hidden": 8}).double()
+    rng = np.random.default_rng(5)
+    series, queries = [], []
+    for i, n in enumerate([4, 6]):
+        t = np.sort(rng.uniform(0, 2, n))
+        mask = rng.random((n, 2)) < 0.7
+        mask[:, 0] = True
+        series.append(make_series(i, t, rng.normal(size=(n, 2)), mask))
+        queries.append(make_series(i, np.sort(rng.uniform(-0.5, 2.5, 3)), np.full((3, 2), np.nan)))
+    scaler = Scaler((0.0, 0.0), (1.0, 1.0), 2.0)
+    batch = collate(series, scaler, queries, dtype=torch.float64)
+    out = net.sample(batch, 5, generator=torch.Generator().manual_seed(1), residual=PROCESS)
+    z_query, _ = net.latent_paths(out["z0"], batch.target_times)
+    z_context, _ = net.latent_paths(out["z0"], batch.times)
+    path_q = net.decoder(z_query).detach().numpy()
+    path_c = net.decoder(z_context).detach().numpy()
+    resid = batch.values.numpy()[None] - path_c
+    resid[:, batch.mask.numpy() == 0] = np.nan
+    shift, var = _dense_condition(
+        batch.times.numpy(), batch.target_times.numpy(), resid, batch.mask.numpy(), PROCESS
+    )
+    np.testing.assert_allclose(out["path"].numpy(), path_q, atol=1e-6)
+    np.testing.assert_allclose(out["mean"].numpy(), path_q + shift, atol=1e-6)
+    want_std = np.sqrt(var + np.asarray(PROCESS.noise))
+    np.testing.assert_allclose(out["noise_std"].numpy(), want_std, rtol=1e-6)

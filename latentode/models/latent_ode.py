@@ -29,6 +29,7 @@ from latentode.nn.likelihoods import (
     poisson_log_likelihood,
 )
 from latentode.nn.readout import solve_at_times
+from latentode.nn.residual_process import ResidualProcess, condition_residual
 from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
 
@@ -263,17 +264,40 @@ class LatentODENet(nn.Module):
         n_samples: int,
         generator: torch.Generator | None = None,
         solver: SolverConfig | None = None,
+        residual: ResidualProcess | None = None,
     ) -> dict[str, torch.Tensor]:
         """Posterior predictive draws at the batch's target times.
 
         Returns ``mean`` [S, B, T', C] (decoder output per z0 sample), ``noise_std`` [C],
         ``z`` [S, B, T', L], ``z0`` [S, B, L], and ``log_intensity`` [S, B, T', C] with
         a Poisson head. All in scaled units.
+
+        With a ``residual`` process, each sample's path is also decoded at the context
+        times, its residuals there are carried to the targets by kriging
+        (:func:`~latentode.nn.residual_process.condition_residual`) and added to ``mean``;
+        ``path`` [S, B, T', C] keeps the decoder output alone, and ``noise_std``
+        [B, T', C] is the residual's conditional std including its white noise.
         """
         mean, std = self.encode(batch)
         z0 = self.sample_z0(mean, std, n_samples, generator)
-        z, _ = self.latent_paths(z0, batch.target_times, solver)
+        n_q = batch.target_times.shape[1]
+        if residual is not None and self.dynamics is not None:  # one solve for both
+            both, _ = self.latent_paths(z0, torch.cat([batch.target_times, batch.times], 1), solver)
+            z, z_context = both[..., :n_q, :], both[..., n_q:, :]
+        else:
+            z, _ = self.latent_paths(z0, batch.target_times, solver)
         out = {"mean": rowwise(self.decoder, z), "noise_std": self.noise_std, "z": z, "z0": z0}
+        if residual is not None:
+            if self.dynamics is None:  # the RNN steps through sorted times: a second pass
+                z_context, _ = self.latent_paths(z0, batch.times, solver)
+            at_context = rowwise(self.decoder, z_context)  # [S, B, T, C]
+            params = residual.tensors(at_context)
+            shift, var = condition_residual(
+                batch.times, batch.values - at_context, batch.mask, batch.target_times, params
+            )
+            out["path"] = out["mean"]
+            out["mean"] = out["mean"] + shift
+            out["noise_std"] = (var + params[2]).sqrt()  # [B, T', C]
         if self.intensity is not None:
             out["log_intensity"] = rowwise(self.intensity.log_intensity, z)
         if self.classifier is not None:

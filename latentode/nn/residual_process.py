@@ -185,6 +185,11 @@ def condition_residual(
         mean [S, B, Q, C] (the residual's conditional mean per sample) and variance
         [B, Q, C] (the OU part's conditional variance, without the white noise ``n``).
     """
+    dtype = residuals.dtype  # solved in float64: tiny noise variances make K + n I stiff
+    times, residuals, mask, query_times = (
+        x.double() for x in (times, residuals, mask, query_times)
+    )
+    params = (*(p.double() for p in params[:3]), params[3])
     n_b, n_t = times.shape
     per_series = max(1, residuals.shape[-1] * max(n_t, query_times.shape[1]) * n_t)
     step = max(1, _CHUNK_ELEMENTS // per_series)
@@ -201,7 +206,7 @@ def condition_residual(
         means.append(mean.permute(3, 0, 2, 1))  # [S, b, Q, C]
         var = params[0].view(1, -1, 1) - (half**2).sum(-2)  # [b, C, Q]
         variances.append(var.clamp_min(0.0).transpose(1, 2))  # [b, Q, C]
-    return torch.cat(means, dim=1), torch.cat(variances, dim=0)
+    return torch.cat(means, dim=1).to(dtype), torch.cat(variances, dim=0).to(dtype)
 
 
 def _fit_kernel(
