@@ -1,6 +1,7 @@
 """latentode: latent ODE models for irregularly-sampled multivariate time series.
 
-The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`read_csv`,
+The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`load`
+(a saved model of either kind), :func:`read_csv`,
 :func:`iter_csv` (a file in chunks of series, bounded memory) and :func:`from_dataframe`
 (data in), :mod:`latentode.datasets` (synthetic data and the PhysioNet 2012 reader)
 and :mod:`latentode.plotting`. Torch and Lightning are imported on first use of an
@@ -24,12 +25,14 @@ _LAZY = {
     "datasets": ("latentode.datasets", None),
     "plotting": ("latentode.plotting", None),
     "iter_csv": ("latentode.data.streaming", "iter_csv"),
+    "load": ("latentode.estimator", "load"),
+    "NotFittedError": ("latentode.estimator", "NotFittedError"),
 }
 
 if TYPE_CHECKING:
     from latentode import datasets, plotting
     from latentode.data.streaming import iter_csv
-    from latentode.estimator import ODERNN, LatentODE
+    from latentode.estimator import ODERNN, LatentODE, NotFittedError, load
 
 
 def __getattr__(name: str):
@@ -44,12 +47,14 @@ __all__ = [
     "ODERNN",
     "LatentODE",
     "LatentODEError",
+    "NotFittedError",
     "Series",
     "SeriesDataset",
     "__version__",
     "datasets",
     "from_dataframe",
     "iter_csv",
+    "load",
     "plotting",
     "read_csv",
 ]

@@ -75,11 +75,25 @@ DEMOS = {"spiral": SPIRAL_DEMO, "clinical": CLINICAL_DEMO}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``latentode`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
+    _show_library_messages()
     try:
         return _run(args)
     except KeyboardInterrupt:
         print("latentode: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _show_library_messages() -> None:
+    """Print the library's log messages (``latentode`` logger, INFO and up) on stderr."""
+    import logging
+
+    logger = logging.getLogger("latentode")
+    if not logger.handlers:
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,24 +107,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
-_READ_ARGS = (
-    "id_col",
-    "time_col",
-    "variable_col",
-    "value_col",
-    "channels",
-    "static_cols",
-    "label_col",
-    "time_unit",
-    "duplicates",
-    "drop_empty",
-    "sep",
-)
-
-
 def _in_cli_words(message: str) -> str:
     """The library's advice (``id_col=``, ``drop_empty=True``) in flags (``--id-col``)."""
-    for name in (*_READ_ARGS, "horizon"):
+    from latentode.data.columns import ColumnSpec
+
+    for name in (*ColumnSpec.names(), "sep", "horizon"):
         flag = "--" + name.replace("_", "-")
         message = re.sub(rf"\b{name}=True\b", flag, message)
         message = re.sub(rf"\b{name}=(?=['\"\w])", flag + " ", message)
@@ -312,34 +313,33 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 # ---- flags → library arguments ---------------------------------------------------------------
-def _read_kwargs(args: argparse.Namespace, model=None) -> dict:
-    """Keyword arguments of :func:`latentode.read_csv`; with a model, its columns by default."""
-    kwargs = {
+def _columns(args: argparse.Namespace, model=None):
+    """The :class:`~latentode.data.columns.ColumnSpec` the flags ask for; with a fitted
+    model, its columns, channels and time unit unless a flag says otherwise."""
+    from latentode.data.columns import ColumnSpec
+    from latentode.estimator import FittedState
+
+    common = {
         "format": args.format,
         "variable_col": args.variable_col,
         "value_col": args.value_col,
         "duplicates": args.duplicates,
         "drop_empty": args.drop_empty,
-        "sep": args.sep,
     }
     if model is None:
-        kwargs.update(
+        return ColumnSpec.of(
+            **common,
             id_col=args.id_col,
             time_col=args.time_col,
             time_unit=args.time_unit,
-            channels=list(args.channels) if args.channels else None,
-            static_cols=list(args.static_cols),
+            channels=args.channels or None,
+            static_cols=args.static_cols,
             label_col=args.label_col,
         )
-    else:
-        kwargs.update(
-            id_col=args.id_col or model.id_name_,
-            time_col=args.time_col or model.time_name_,
-            time_unit=args.time_unit or model.time_axis_.unit,
-            channels=list(model.channels_),
-            static_cols=list(model.static_names_),
-        )
-    return kwargs
+    schema = FittedState.of(model).schema
+    given = {"id_col": args.id_col, "time_col": args.time_col, "time_unit": args.time_unit}
+    given = {k: v for k, v in given.items() if v is not None}
+    return schema.columns(**common, **given, channels=schema.channels)
 
 
 def _estimator_params(args: argparse.Namespace) -> dict:
@@ -371,7 +371,7 @@ def _devices(text: str) -> int | str:
 def _cmd_fit(args: argparse.Namespace) -> int:
     import latentode as lo
 
-    data = lo.read_csv(args.data, **_read_kwargs(args))
+    data = lo.read_csv(args.data, _columns(args), sep=args.sep)
     model = lo.LatentODE(**_estimator_params(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -411,10 +411,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     """Stream: read the context in chunks of series, predict and append each to the output."""
     import latentode as lo
 
-    model = _load_model(args.model)
-    read = _read_kwargs(args, model)
-    times = _parse_times(args.times, model.time_axis_.is_datetime, read)
-    chunks = lo.iter_csv(args.context, series_per_chunk=args.series_per_chunk, **read)
+    model = lo.load(args.model)
+    columns = _columns(args, model)
+    times = _parse_times(args.times, model.time_axis_.is_datetime, columns)
+    chunks = lo.iter_csv(args.context, args.series_per_chunk, columns, sep=args.sep)
     n_series = n_rows = 0
 
     def counted(chunks):
@@ -445,9 +445,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import latentode as lo
 
-    model = _load_model(args.model)
-    data = lo.read_csv(args.data, **_read_kwargs(args, model))
-    metrics = model.score(
+    model = lo.load(args.model)
+    data = lo.read_csv(args.data, _columns(args, model), sep=args.sep)
+    metrics = model.evaluate(
         data,
         task=args.task,
         frac=args.frac,
@@ -542,31 +542,23 @@ def _demo_scores(model, context, target, settings: DemoSettings, seed: int) -> d
     90% interval coverage."""
     import numpy as np
 
-    keep = [i for i, (c, t) in enumerate(zip(context, target)) if len(c) and len(t)]
-    context, target = context[keep], target[keep]
-    times = {t.id: context.time_axis.to_user(t.times) for t in target}
-    pred = model.predict(
-        context, times, n_samples=settings.n_samples, quantiles=(0.05, 0.95), seed=seed
-    )
-    channels = list(model.channels_)
-    y = np.concatenate([t.values for t in target])  # [N, C], NaN = not observed
-    if len(pred) != len(y):
-        raise RuntimeError(f"predict returned {len(pred)} rows for {len(y)} target times")
-    mean = pred[channels].to_numpy()
-    lo_q = pred[[f"{c}_q5" for c in channels]].to_numpy()
-    hi_q = pred[[f"{c}_q95" for c in channels]].to_numpy()
+    from latentode.estimator.evaluation import predict_held_out, usable_pairs
+
+    context, target = usable_pairs(context, target)
+    held_out = predict_held_out(model, context, target, settings.n_samples, seed)
+    y, obs = held_out.truth, held_out.observed  # [N, C]
     linear, last = _baselines(context, target, np.asarray(model.scaler_.mean))
-    obs = ~np.isnan(y)
-    scale = np.asarray(model.scaler_.std) if settings.standardise else np.ones(len(channels))
+    scale = np.asarray(model.scaler_.std) if settings.standardise else np.ones(y.shape[1])
 
     def mse(guess):
         return float(np.mean((((guess - y) / scale)[obs]) ** 2))
 
+    inside = (y >= held_out.lower) & (y <= held_out.upper)
     return {
-        "model": mse(mean),
+        "model": mse(held_out.mean),
         "linear": mse(linear),
         "last": mse(last),
-        "coverage": float(np.mean(((y >= lo_q) & (y <= hi_q))[obs])),
+        "coverage": float(np.mean(inside[obs])),
     }
 
 
@@ -613,21 +605,8 @@ def _demo_auc(model, test, seed: int) -> float | None:
     return float(roc_auc_score(y, proba))
 
 
-def _load_model(path: str):
-    """Load a model file of any latentode estimator (LatentODE or ODERNN)."""
-    import latentode as lo
-
-    try:
-        return lo.LatentODE.load(path)
-    except lo.LatentODEError as first:
-        try:
-            return lo.ODERNN.load(path)
-        except lo.LatentODEError:
-            raise first from None
-
-
 # ---- predict helpers --------------------------------------------------------------------------
-def _parse_times(spec: str | None, is_datetime: bool, read: dict):
+def _parse_times(spec: str | None, is_datetime: bool, columns):
     """``--times`` → what ``predict_stream`` takes: None, one array for all series, or a
     :class:`_TimesFile` that gives each chunk of series its times."""
     import numpy as np
@@ -638,7 +617,7 @@ def _parse_times(spec: str | None, is_datetime: bool, read: dict):
         return None
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".gz") or path.exists():
-        return _times_from_csv(path, read)
+        return _times_from_csv(path, columns.id_col, columns.time_col)
     parts = spec.split(":")
     if len(parts) == 3 and all(_is_number(p) for p in parts):
         start, stop, step = (float(p) for p in parts)
@@ -685,12 +664,11 @@ class _TimesFile:
             )
 
 
-def _times_from_csv(path: Path, read: dict) -> _TimesFile:
+def _times_from_csv(path: Path, id_col: str, time_col: str) -> _TimesFile:
     import pandas as pd
 
     from latentode.errors import LatentODEError
 
-    id_col, time_col = read["id_col"], read["time_col"]
     if not path.is_file():
         raise LatentODEError(f"times file not found: {path}.")
     try:

@@ -341,18 +341,17 @@ def plot_latent(
     ids = _pick_series(ctx, id_col, series)
     if times is None:
         times = _grids(ids, [ctx], id_col, time_col, n_points)
-    # TODO: switch to a public LatentODE.latent(...) once the estimator has one.
-    ds, chunks, _, _ = model._draw(_subset(context, ids, id_col), times, n_samples, seed, 256, {})
-    if "z" not in chunks[0][1]:
+    if getattr(model, "kind_", None) != "latent_ode":
         raise LatentODEError(
             f"plot_latent needs a model with a latent state z(t) (LatentODE), not "
             f"{type(model).__name__}."
         )
-    paths: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
-    for _, out, targets in chunks:
-        z = out["z"].mean(0).numpy()  # [B, T', L]
-        for b, tgt in enumerate(targets):
-            paths[tgt.id] = (np.asarray(ds.time_axis.to_user(tgt.times)), z[b, : len(tgt)])
+    frame = model.latent(_subset(context, ids, id_col), times, n_samples=n_samples, seed=seed)
+    z_cols = [c for c in frame.columns if re.fullmatch(r"z\d+", str(c))]
+    paths: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {
+        sid: (np.asarray(rows[time_col]), rows[z_cols].to_numpy())
+        for sid, rows in frame.groupby(id_col, sort=False)
+    }
     latent_dim = next(iter(paths.values()))[1].shape[1]
     xlabel, ylabel = "z[0]", "z[1]"
     if latent_dim > 2:
@@ -365,7 +364,7 @@ def plot_latent(
     elif latent_dim == 1:
         paths = {k: (t, np.column_stack([t, p[:, 0]])) for k, (t, p) in paths.items()}
         xlabel, ylabel = time_col, "z"
-    values = _color_values(color_by, ds, list(paths))
+    values = _color_values(color_by, context, list(paths))
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
     cmap, norm = None, None
@@ -586,7 +585,10 @@ def _is_forecast(c_rows, t_rows, p_rows, time_col: str) -> bool:
     return bool(len(p_rows) and p_rows[time_col].max() > end)
 
 
-def _color_values(color_by, ds: SeriesDataset, ids: list) -> np.ndarray | None:
+def _color_values(color_by, data, ids: list) -> np.ndarray | None:
+    """Per series in ``ids``: the number ``color_by`` names (labels and truth come from
+    ``data`` when it is a SeriesDataset; a DataFrame carries neither)."""
+    ds = data if isinstance(data, SeriesDataset) else SeriesDataset([], ["_"])
     if color_by is None:
         return None
     if isinstance(color_by, Mapping):
@@ -610,7 +612,7 @@ def _history(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         history = source
     elif isinstance(source, (str, Path)):
-        from latentode.models.history import read_history
+        from latentode.estimator import read_history
 
         path = Path(source)
         if not path.exists():
@@ -622,8 +624,8 @@ def _history(source) -> pd.DataFrame:
         history = getattr(source, "history_", None)
         if history is None:
             raise LatentODEError(
-                "this model has no training history (fitted models have history_; loaded "
-                "ones do not): pass the fit's log folder instead."
+                "this model has no training history (fitted and loaded models have "
+                "history_): pass a fitted model, a history DataFrame or a fit's log folder."
             )
     if len(history) == 0:
         raise LatentODEError("the training history is empty.")

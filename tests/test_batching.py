@@ -10,6 +10,7 @@ import latentode as lo
 from latentode import LatentODEError
 from latentode.data import Scaler, Series
 from latentode.data.batching import collate
+from latentode.data.scaling import StaticScaler
 
 
 def irregular_series() -> list[Series]:
@@ -92,7 +93,7 @@ def test_a_series_with_no_context_starts_its_clock_at_its_first_target():
 
 def test_static_covariates_and_labels():
     series = irregular_series()
-    b = collate(series, SCALER, static_scaler=(np.array([41.0, 0.0]), np.array([2.0, 1.0])))
+    b = collate(series, SCALER, static_scaler=StaticScaler((41.0, 0.0), (2.0, 1.0)))
     np.testing.assert_allclose(b.static.numpy(), [[-0.5, 0.0], [0.0, 0.0], [0.5, 0.0]])
     raw = collate(series, SCALER)
     np.testing.assert_allclose(raw.static.numpy(), [[40.0, 0.0], [41.0, 0.0], [42.0, 0.0]])

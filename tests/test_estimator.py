@@ -3,8 +3,8 @@
 - scikit-learn conventions: ``__init__`` stores parameters only; get/set_params, clone, repr;
 - ``fit`` takes a dataset or a DataFrame, fits the scaler on the training series only
   (checked against a hand-computed nanmean / nanstd) and returns ``self``;
-- ``predict``, ``sample``, ``encode``, ``intensity``, ``predict_proba`` and ``score``: their
-  columns, rows, units and seeding; ``score``'s metrics against an independent computation;
+- ``predict``, ``sample``, ``encode``, ``intensity``, ``predict_proba`` and ``evaluate``: their
+  columns, rows, units and seeding; ``evaluate``'s metrics against an independent computation;
 - numeric and datetime (naive and tz-aware) time columns come back as the user gave them;
 - ``save``/``load``: one safetensors file with a JSON header; identical predictions after a
   round trip; every corrupt, foreign or malicious file is refused with a ``LatentODEError``
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import struct
 
 import numpy as np
@@ -200,14 +201,15 @@ def test_scaler_is_fitted_on_the_training_series_only(fitted, data) -> None:
     assert not np.isclose(fitted.scaler_.mean[0], np.nanmean(both["a"]))
 
 
-def test_fit_without_val_holds_out_and_says_so(capsys, tmp_path) -> None:
+def test_fit_without_val_holds_out_and_says_so(caplog, tmp_path) -> None:
     """Also: GRU-Δt fits, predicts and scores."""
     torch.set_num_threads(1)
+    caplog.set_level(logging.INFO, logger="latentode")
     df = _frame(12, seed=4)
     ds = _dataset(df)
     model = lo.ODERNN(cell="gru_dt", **TINY_RNN, val_frac=0.25, seed=5)
     assert model.fit(ds, max_epochs=1, log_dir=tmp_path, **FIT) is model
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "holding out 3 of 12 training series" in out and "val=" in out
     # truth: the same seeded split by series, done here with scikit-learn directly
     train_idx, _ = train_test_split(np.arange(12), test_size=0.25, random_state=5)
@@ -220,7 +222,7 @@ def test_fit_without_val_holds_out_and_says_so(capsys, tmp_path) -> None:
     pred = model.predict(ds, times=[0.5, 5.0])
     assert len(pred) == 24 and np.isfinite(pred[["a", "a_std", "b", "b_std"]]).all().all()
     assert (pred[["a_std", "b_std"]] > 0).all().all()
-    scores = model.score(ds, task="extrap")
+    scores = model.evaluate(ds, task="extrap")
     assert np.isfinite(scores["mse"]) and scores["n_values"] > 0
 
 
@@ -391,7 +393,7 @@ def test_predict_proba(poisson) -> None:
     assert proba["sid"].tolist() == train.ids
     assert proba["p"].between(0, 1).all()
     pd.testing.assert_frame_equal(proba, model.predict_proba(train, seed=0))
-    scores = model.score(train, task="interp", n_samples=5)
+    scores = model.evaluate(train, task="interp", n_samples=5)
     assert 0.0 <= scores["roc_auc"] <= 1.0
 
 
@@ -433,7 +435,7 @@ def _metrics(pred: pd.DataFrame, target: pd.DataFrame) -> dict[str, float]:
 
 def test_score_interp_against_an_independent_computation(fitted, data) -> None:
     ds = _dataset(data["val"])
-    scores = fitted.score(ds, task="interp", frac=0.5, n_samples=20, seed=3)
+    scores = fitted.evaluate(ds, task="interp", frac=0.5, n_samples=20, seed=3)
     assert set(scores) == SCORE_KEYS
     context, target = ds.subsample(0.5, seed=3)
     times = {s.id: s.times for s in target}
@@ -447,7 +449,7 @@ def test_score_interp_against_an_independent_computation(fitted, data) -> None:
 
 def test_score_extrap_against_a_cut_made_by_hand(fitted, data) -> None:
     df = data["val"]
-    scores = fitted.score(df, task="extrap", frac=0.5, n_samples=10, seed=1)
+    scores = fitted.evaluate(df, task="extrap", frac=0.5, n_samples=10, seed=1)
     assert set(scores) == SCORE_KEYS
     span = df.groupby("sid")["t"].transform(lambda t: t.min() + 0.5 * (t.max() - t.min()))
     context, target = df[df["t"] < span], df[df["t"] >= span]
@@ -462,7 +464,7 @@ def test_score_extrap_against_a_cut_made_by_hand(fitted, data) -> None:
 
 def test_score_rejects_an_unknown_task(fitted, data) -> None:
     with pytest.raises(LatentODEError, match="task"):
-        fitted.score(data["val"], task="forecast")
+        fitted.evaluate(data["val"], task="forecast")
 
 
 # ---- ODE-RNN -------------------------------------------------------------------------------
@@ -478,7 +480,7 @@ def test_odernn_fit_predict_score(odernn, data) -> None:
     pd.testing.assert_frame_equal(a, odernn.predict(ctx, times=[1.0], seed=2))
     assert a.attrs["nfe"] > 0
     for task in ("interp", "extrap"):
-        scores = odernn.score(ctx, task=task, n_samples=5)
+        scores = odernn.evaluate(ctx, task=task, n_samples=5)
         assert set(scores) == SCORE_KEYS and np.isfinite(scores["mse"])
 
 

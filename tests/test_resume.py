@@ -201,9 +201,9 @@ def test_resume_needs_the_log_dir(data) -> None:
         _tiny().fit(data, max_epochs=1, resume=True)
 
 
-def test_resume_without_a_checkpoint_starts_afresh(data, tmp_path, capsys) -> None:
+def test_resume_without_a_checkpoint_starts_afresh(data, tmp_path, caplog) -> None:
     model = _fit(_tiny(), data, tmp_path, resume=True)
-    assert "no checkpoint to resume" in capsys.readouterr().err
+    assert "no checkpoint to resume" in caplog.text
     assert len(model.history_) == 1 and not model.interrupted_
 
 

@@ -48,7 +48,7 @@ def test_interpolation_beats_linear_interpolation(fitted):
     model, test = fitted
     context, target = test.subsample(0.5, seed=0)
     baseline = linear_interpolation_mse(context, target)
-    scores = model.score(test, task="interp", frac=0.5, seed=0)
+    scores = model.evaluate(test, task="interp", frac=0.5, seed=0)
     print(f"interp: latent ODE {scores['mse']:.4f} vs linear {baseline:.4f}")
     assert scores["mse"] < 0.7 * baseline
     # the calibrated central 90% interval means what it says on held-out points
@@ -59,7 +59,7 @@ def test_forecast_beats_last_value(fitted):
     model, test = fitted
     context, target = test.split_time(frac=0.5)
     baseline = last_value_mse(context, target)
-    scores = model.score(test, task="extrap", frac=0.5)
+    scores = model.evaluate(test, task="extrap", frac=0.5)
     print(f"extrap: latent ODE {scores['mse']:.4f} vs last value {baseline:.4f}")
     assert scores["mse"] < 0.1 * baseline
     assert 0.85 <= scores["coverage_90"] <= 0.95

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from latentode.data.dataset import Series
-from latentode.data.scaling import Scaler
+from latentode.data.scaling import Scaler, StaticScaler
 from latentode.errors import LatentODEError
 
 
@@ -97,14 +97,14 @@ def collate(
     context: Sequence[Series],
     scaler: Scaler,
     targets: Sequence[Series] | None = None,
-    static_scaler: tuple[np.ndarray, np.ndarray] | None = None,
+    static_scaler: StaticScaler | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Batch:
     """Turn B context series (and optionally B target series) into a :class:`Batch`.
 
     Each series' clock starts at its first context time (or its first target time
     when its context is empty). Without ``targets`` the context is also the target.
-    ``static_scaler`` is (mean [S], std [S]) for the static covariates.
+    ``static_scaler`` standardises the static covariates (unknown ones become 0).
     """
     targets = context if targets is None else targets
     if len(targets) != len(context):
@@ -129,9 +129,9 @@ def collate(
     tt, tv, tm, tl = pad_series(targets, origin, scaler)
     static = None
     if context and context[0].static is not None:
-        raw = np.stack([s.static for s in context])
+        raw = np.stack([s.static for s in context])  # [B, S]
         if static_scaler is not None:
-            raw = (raw - static_scaler[0]) / static_scaler[1]
+            raw = static_scaler.transform(raw)
         static = torch.as_tensor(np.nan_to_num(raw), dtype=dtype)
     labels = None
     if any(s.label is not None for s in context):

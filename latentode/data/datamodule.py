@@ -1,6 +1,8 @@
-"""LightningDataModule: training examples, validation pairs and loaders for one fit."""
+"""LightningDataModule: the validation split, the scalers, the examples and loaders of a fit."""
 
 from __future__ import annotations
+
+import logging
 
 import lightning as L
 import numpy as np
@@ -8,8 +10,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from latentode.data.batching import Batch, collate
 from latentode.data.dataset import SeriesDataset
-from latentode.data.scaling import Scaler
+from latentode.data.scaling import Scaler, StaticScaler
 from latentode.data.tasks import TaskConfig, make_example
+
+log = logging.getLogger(__name__)
 
 
 class _TrainingExamples(Dataset):
@@ -61,35 +65,79 @@ class _Pairs(Dataset):
 
 
 class SeriesDataModule(L.LightningDataModule):
-    """Loaders of :class:`~latentode.data.batching.Batch` for training and validation.
+    """The data of one fit: the validation split, both scalers and the loaders.
 
-    Training examples follow ``task`` (new context points every epoch); validation
-    hides half of each validation series' points (seeded) and scores the model on them.
+    ``setup("fit")`` (Lightning calls it; call it yourself to see the prepared data
+    before training) holds out a seeded ``val_frac`` share of the training series when
+    no ``val`` is given (at least 10 series), drops validation series with fewer than 2
+    time points, and fits the value scaler and the static scaler on the training series
+    only. Training examples follow ``task`` (new context points every epoch);
+    validation hides half of each validation series' points (seeded) and scores the
+    model on them.
+
+    Args:
+        train: the training series.
+        scaler, static_scaler: fixed scalers to use instead of fitting them.
+        val: validation series, or None.
+        batch_size: series per batch.
+        task: how training contexts hide points.
+        seed: seeds the split, the training contexts and the validation pairs.
+        val_frac: share of ``train`` held out for validation when ``val`` is None.
     """
 
     def __init__(
         self,
         train: SeriesDataset,
-        scaler: Scaler,
+        scaler: Scaler | None = None,
         val: SeriesDataset | None = None,
         batch_size: int = 50,
         task: TaskConfig | None = None,
-        static_scaler: tuple[np.ndarray, np.ndarray] | None = None,
+        static_scaler: StaticScaler | None = None,
         seed: int = 0,
+        val_frac: float = 0.0,
     ):
         super().__init__()
-        self.train_data, self.val_data, self.scaler = train, val, scaler
-        self.batch_size, self.seed = batch_size, seed
+        self.train_data, self.val_data = train, val
+        self.scaler, self.static_scaler = scaler, static_scaler
+        self.batch_size, self.seed, self.val_frac = batch_size, seed, val_frac
         self.task = task or TaskConfig()
-        self.static_scaler = static_scaler
-        self._train = _TrainingExamples(train, self.task, seed)
+        self.val_context: SeriesDataset | None = None  # what the model sees of each val series
+        self.val_target: SeriesDataset | None = None  # the points it is scored on
+        self._ready = False
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split, fit the scalers and build the examples (once; later calls do nothing)."""
+        if self._ready or stage not in ("fit", None):
+            return
+        train, val = self.train_data, self.val_data
+        if val is not None:
+            val = val[[i for i, s in enumerate(val) if len(s) >= 2]]
+        elif self.val_frac and len(train) >= 10:
+            train, val = train.split(test_size=self.val_frac, seed=self.seed)
+            log.info(
+                "latentode: holding out %d of %d training series (val_frac=%s, seed=%s) for "
+                "early stopping; pass val= to choose them yourself.",
+                len(val),
+                len(train) + len(val),
+                self.val_frac,
+                self.seed,
+            )
+        self.train_data = train
+        self.val_data = val if val is not None and len(val) else None
+        if self.scaler is None:
+            self.scaler = Scaler.fit(train)
+        if self.static_scaler is None:
+            self.static_scaler = StaticScaler.fit(train)
+        self._train = _TrainingExamples(train, self.task, self.seed)
         self._val = None
-        if val is not None and len(val):
-            context, target = val.subsample(0.5, seed=seed)
-            self._val = _Pairs(context, target)
+        if self.val_data is not None:
+            self.val_context, self.val_target = self.val_data.subsample(0.5, seed=self.seed)
+            self._val = _Pairs(self.val_context, self.val_target)
+        self._ready = True
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new training contexts for ``epoch`` (called by the model at epoch start)."""
+        self.setup("fit")
         self._train.epoch = epoch
 
     def _collate(self, pairs) -> Batch:
@@ -97,6 +145,7 @@ class SeriesDataModule(L.LightningDataModule):
         return collate(list(context), self.scaler, list(target), self.static_scaler)
 
     def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
         return DataLoader(
             self._train,
             batch_size=self.batch_size,
@@ -105,6 +154,7 @@ class SeriesDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader | list:
+        self.setup("fit")
         if self._val is None:
             return []
         return DataLoader(self._val, batch_size=self.batch_size, collate_fn=self._collate)

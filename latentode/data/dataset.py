@@ -205,6 +205,18 @@ class SeriesDataset(Sequence):
         out._positions = {s.id: i for i, s in enumerate(out._series)}
         return out
 
+    def on_time_axis(self, axis: TimeAxis, factor: float = 1.0) -> SeriesDataset:
+        """The same series on ``axis``, their float times multiplied by ``factor`` (see
+        :meth:`TimeAxis.expressed_in`)."""
+        series = (
+            self._series
+            if factor == 1.0
+            else [replace(s, times=s.times * factor) for s in self._series]
+        )
+        out = self.with_series(series)
+        out._meta = replace(self._meta, time_axis=axis)
+        return out
+
     # ---- sequence protocol ------------------------------------------------------
     def __len__(self) -> int:
         return len(self._series)

@@ -1,7 +1,8 @@
-"""Per-channel value scaling and the time scale, fitted on training series only."""
+"""Value, time and static-covariate scaling, fitted on training series only, with inverses."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +46,24 @@ class Scaler:
                 f"channel(s) {names} have no observed value in the training data; "
                 "drop them (channels=...) or add data."
             )
-        sk = StandardScaler().fit(stacked)  # ignores NaN per column
-        spans = [s.times[-1] - s.times[0] for s in data if len(s) > 1]
-        time_scale = float(max(spans)) if spans and max(spans) > 0 else 1.0
-        return cls(tuple(map(float, sk.mean_)), tuple(map(float, sk.scale_)), time_scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sk = StandardScaler().fit(stacked)  # ignores NaN per column
+            spans = [s.times[-1] - s.times[0] for s in data if len(s) > 1]
+            time_scale = float(max(spans)) if spans and max(spans) > 0 else 1.0
+            scaler = cls(tuple(map(float, sk.mean_)), tuple(map(float, sk.scale_)), time_scale)
+            scaled = scaler.transform_values(stacked)  # [N, C]
+        finite = np.isfinite(sk.mean_) & np.isfinite(sk.scale_)
+        finite &= np.all(np.isfinite(scaled) | np.isnan(stacked), axis=0)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            biggest = np.nanmax(np.abs(stacked[:, bad]))
+            raise LatentODEError(
+                f"channel {data.channels[bad]!r} cannot be scaled: its values reach "
+                f"{biggest:.3g}, so its mean or standard deviation is not a finite number "
+                "in float64. Rescale the channel (e.g. divide it by a power of ten) or "
+                "check it for wrong values."
+            )
+        return scaler
 
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "time_scale": self.time_scale}
@@ -69,6 +84,10 @@ class Scaler:
         """[..., C] a standard deviation in standardised units → original units."""
         return std * np.asarray(self.std)
 
+    def inverse_rate(self, rate: np.ndarray) -> np.ndarray:
+        """[...] events per unit of model time → events per unit of the dataset's time."""
+        return rate / self.time_scale
+
     def transform_times(self, times: np.ndarray, origin: float | np.ndarray) -> np.ndarray:
         """Times in the dataset's unit → model time relative to ``origin``."""
         return (times - origin) / self.time_scale
@@ -76,3 +95,44 @@ class Scaler:
     def inverse_times(self, times: np.ndarray, origin: float | np.ndarray) -> np.ndarray:
         """Model time relative to ``origin`` → times in the dataset's unit."""
         return times * self.time_scale + origin
+
+
+@dataclass(frozen=True)
+class StaticScaler:
+    """Standardises static covariates: ``(static - mean) / std``, NaN (unknown) → 0.
+
+    Attributes:
+        mean, std: per-covariate mean and standard deviation of the known training
+            values (mean 0 for a covariate never known; std 1.0 where it is 0 or unknown).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, data: SeriesDataset) -> StaticScaler | None:
+        """Fit on the series' static covariates; None when the data has none."""
+        if not data.static_names or len(data) == 0:
+            return None
+        static = np.stack([s.static for s in data])  # [N, S]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nan_to_num(np.nanmean(static, axis=0))
+            std = np.nanstd(static, axis=0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        return cls(tuple(map(float, mean)), tuple(map(float, std)))
+
+    def transform(self, static: np.ndarray) -> np.ndarray:
+        """[..., S] covariates → standardised, unknown values 0."""
+        return np.nan_to_num((static - np.asarray(self.mean)) / np.asarray(self.std))
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict | list | None) -> StaticScaler | None:
+        """Read :meth:`to_dict`'s output (or the ``[mean, std]`` pair of older files)."""
+        if d is None:
+            return None
+        mean, std = (d["mean"], d["std"]) if isinstance(d, dict) else d
+        return cls(tuple(map(float, mean)), tuple(map(float, std)))

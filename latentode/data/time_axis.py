@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,52 @@ class TimeAxis:
             out = out.tz_localize("UTC").tz_convert(self.tz)
         return out
 
+    def to_user_exact(self, times: np.ndarray) -> np.ndarray | pd.DatetimeIndex:
+        """Float times [N] → the user's representation, each datetime exactly as requested.
+
+        :meth:`to_user` rounds datetimes to the data's resolution, which is right for the
+        data but would move a requested 01:30 to 02:00 for hourly data: here the
+        resolution is the coarsest one that still holds every time exactly.
+        """
+        times = np.asarray(times, dtype=np.float64)
+        if not self.is_datetime or times.size == 0:
+            return self.to_user(times)
+        ns = times * UNIT_NANOSECONDS[self.unit]  # since the origin
+        tol = 0.5 + 8 * np.finfo(np.float64).eps * np.abs(ns)  # float error of the times
+        for res in sorted(UNIT_NANOSECONDS, key=UNIT_NANOSECONDS.__getitem__, reverse=True):
+            step = UNIT_NANOSECONDS[res]
+            if np.all(np.abs(ns - np.round(ns / step) * step) <= tol):
+                break
+        return replace(self, resolution=res).to_user(times)
+
+    def expressed_in(self, target: TimeAxis) -> tuple[TimeAxis, float]:
+        """This axis' float times in ``target``'s unit: (the axis, factor to multiply by).
+
+        Datetimes keep their instants (hours become minutes times 60); plain numbers
+        carry no unit of their own, so they are read as ``target``'s (factor 1).
+        """
+        if not self.is_datetime:
+            return target, 1.0
+        factor = UNIT_NANOSECONDS[self.unit] / UNIT_NANOSECONDS[target.unit]
+        return replace(self, unit=target.unit), factor
+
+    def check_representable(self, times: np.ndarray, what: str) -> None:
+        """Refuse float times [N] that no datetime can hold (over 292 years from the origin).
+
+        Raises:
+            LatentODEError: naming ``what`` and how far the times are.
+        """
+        times = np.asarray(times, dtype=np.float64)
+        if not self.is_datetime or times.size == 0:
+            return
+        ns = np.abs(times).max() * UNIT_NANOSECONDS[self.unit]
+        if ns >= 2**63:
+            raise LatentODEError(
+                f"{what} include a datetime about {ns / 3.156e16:.0f} years from the data "
+                f"({self.origin}), more than the 292 years datetimes can span; pass times "
+                "closer to the data."
+            )
+
     def from_user(self, values, what: str = "times") -> np.ndarray:
         """The user's times (floats or datetimes, same kind as at fit) → float64 [N] in ``unit``.
 
@@ -84,8 +130,18 @@ class TimeAxis:
 
         Raises:
             LatentODEError: for values of the other kind (datetimes for numeric times,
-                numbers or text that is no date for datetime times).
+                numbers or text that is no date for datetime times), and datetimes
+                outside the years 1678-2261 that pandas holds in nanoseconds.
         """
+        try:
+            return self._from_user(values, what)
+        except (pd.errors.OutOfBoundsDatetime, OverflowError) as err:
+            raise LatentODEError(
+                f"{what}: a datetime lies outside the years 1678-2261 that pandas can hold "
+                f"in nanoseconds ({str(err).splitlines()[0][:80]}); pass times in that range."
+            ) from None
+
+    def _from_user(self, values, what: str) -> np.ndarray:
         if np.ndim(values) == 1 and len(values) == 0:
             return np.zeros(0, dtype=np.float64)
         if isinstance(values, (pd.Series, pd.Index)):

@@ -2,6 +2,8 @@
 
 ``build_network(kind, config)`` is how every caller makes a network, so a saved model
 file or a checkpoint names its network by ``kind`` and plain-typed ``config`` only.
+The solver settings the networks take (``SolverConfig``, ``ADAPTIVE_METHODS``) and
+their function-evaluation counter (``nfe_counter``) are re-exported for the estimator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from torch import nn
 from latentode.errors import LatentODEError
 from latentode.models.latent_ode import LatentODEConfig, LatentODENet
 from latentode.models.odernn import AutoregressiveConfig, AutoregressiveNet
+from latentode.nn.solve import ADAPTIVE_METHODS, SolverConfig, nfe_counter
 
 NETWORKS: dict[str, type[nn.Module]] = {
     "latent_ode": LatentODENet,
@@ -26,10 +29,13 @@ def build_network(kind: str, config: dict) -> nn.Module:
 
 
 __all__ = [
+    "ADAPTIVE_METHODS",
     "NETWORKS",
     "AutoregressiveConfig",
     "AutoregressiveNet",
     "LatentODEConfig",
     "LatentODENet",
+    "SolverConfig",
     "build_network",
+    "nfe_counter",
 ]

@@ -1,0 +1,478 @@
+"""What every latentode estimator shares: thin public methods over the pipelines.
+
+``fit`` runs :mod:`~latentode.estimator.fitting`; the query methods run the prediction
+pipeline (:mod:`~latentode.estimator.prediction`) and one summary
+(:mod:`~latentode.estimator.summaries`); ``evaluate`` and ``score`` run the hold-out
+evaluation (:mod:`~latentode.estimator.evaluation`); ``save`` and ``load`` the model
+file (:mod:`~latentode.estimator.model_file`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator
+
+from latentode.data.columns import ColumnSpec
+from latentode.data.dataset import SeriesDataset
+from latentode.errors import LatentODEError
+from latentode.estimator import evaluation, summaries
+from latentode.estimator.fitting import fit_state
+from latentode.estimator.model_file import FittedState, write_model_file
+from latentode.estimator.prediction import Draws, batches, draw
+from latentode.estimator.queries import check_quantiles, check_times_frame, query_targets
+from latentode.estimator.training_run import RunSettings
+from latentode.models import ADAPTIVE_METHODS, SolverConfig
+
+#: predict/evaluate keyword → SolverConfig field, for per-call solver overrides
+_SOLVER_OVERRIDES = {
+    "solver": "method",
+    "rtol": "rtol",
+    "atol": "atol",
+    "step_size": "step_size",
+    "adjoint": "adjoint",
+}
+_Data = SeriesDataset | pd.DataFrame
+
+
+class SeriesEstimator(BaseEstimator):
+    """The shared base of :class:`~latentode.LatentODE` and :class:`~latentode.ODERNN`.
+
+    Subclasses define ``__init__`` (parameters only), ``_kind`` (the network registry
+    name) and ``_network_config(data)``.
+    """
+
+    _kind: str
+
+    # ---- fit ----------------------------------------------------------------------
+    def fit(
+        self,
+        train: _Data,
+        val: _Data | None = None,
+        max_epochs: int = 100,
+        accelerator: str = "auto",
+        devices: int | str = "auto",
+        log_dir: str | os.PathLike | None = None,
+        progress_bar: bool = True,
+        resume: bool = False,
+        **trainer_kwargs,
+    ) -> SeriesEstimator:
+        """Train on ``train`` (a dataset, or a DataFrame read with ``id_col=``/``time_col=``...).
+
+        Without ``val``, a seeded ``val_frac`` share of the training series is held out
+        for early stopping and checkpoint selection (logged at INFO level by the
+        ``latentode`` logger). Logs and checkpoints (``checkpoints/best.ckpt`` and
+        ``last.ckpt``, rewritten atomically after every epoch) go to ``log_dir`` (a new
+        temporary folder by default; see ``log_dir_``); a ``log_dir`` that already holds
+        a run is refused unless ``resume=True``. Extra keyword arguments go to
+        ``lightning.Trainer`` (column arguments such as ``id_col=`` go to
+        :func:`latentode.from_dataframe`); ``callbacks=`` are added to fit's own
+        checkpoint and early-stopping callbacks.
+
+        ``resume=True`` continues the run in ``log_dir`` from its last complete epoch
+        (after a crash, a kill or Ctrl-C); with the same data and parameters it ends
+        with the same weights as a run that was never stopped (on CPU). Without a
+        checkpoint there, training starts from the beginning (with a logged warning).
+
+        Ctrl-C stops training cleanly: the checkpoints of the last complete epoch stay,
+        a logged warning says where, and fit returns with the best weights so far and
+        ``interrupted_ = True``.
+
+        Returns:
+            self, with ``history_`` (per-epoch metrics), ``scaler_``, ``channels_``,
+            ``best_checkpoint_``, ``interval_scale_`` (per-channel factor applied to
+            predicted stds and quantile intervals, calibrated on the validation series so
+            that 90% intervals cover 90%) and the trained network ``network_``: the
+            fields of :class:`~latentode.estimator.FittedState`.
+
+        Raises:
+            LatentODEError: unusable data or parameters, a channel named like another
+                channel's output column (``x_std`` beside ``x``), a channel whose values
+                cannot be scaled, or a ``log_dir`` that holds another run.
+        """
+        columns = ColumnSpec.of(**ColumnSpec.take(trainer_kwargs))
+        settings = RunSettings(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            progress_bar=progress_bar,
+            gradient_clip=self.gradient_clip,
+            patience=self.patience,
+            trainer_kwargs=trainer_kwargs,
+        )
+        state = fit_state(self, train, val, settings, log_dir, resume, columns)
+        return self._adopt(state)
+
+    def _adopt(self, state: FittedState) -> SeriesEstimator:
+        """Show ``state`` as this estimator's fitted attributes."""
+        for name, value in state.attributes().items():
+            setattr(self, name, value)
+        return self
+
+    def _solver_config(self, **override) -> SolverConfig:
+        unknown = sorted(set(override) - set(_SOLVER_OVERRIDES))
+        if unknown:
+            raise LatentODEError(
+                f"unknown solver option(s) {unknown}; predict and evaluate take "
+                f"{', '.join(f'{k}=' for k in _SOLVER_OVERRIDES)}."
+            )
+        base = {
+            "method": self.solver,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "step_size": self.step_size,
+            "adjoint": self.adjoint,
+        }
+        given = {_SOLVER_OVERRIDES[k]: v for k, v in override.items() if v is not None}
+        if given.get("method") in ADAPTIVE_METHODS and "step_size" not in given:
+            base["step_size"] = None  # an adaptive method chooses its own steps
+        base.update(given)
+        return SolverConfig(**base)
+
+    def _draw(
+        self, context, times, n_samples, seed, batch_size=256, horizon=10.0, **override
+    ) -> tuple[FittedState, Draws]:
+        """The fitted state and the prediction pipeline's draws for one call."""
+        state = FittedState.of(self)
+        solver = self._solver_config(**override) if override else None
+        seed = self.seed if seed is None else seed
+        out = draw(
+            state,
+            context,
+            times,
+            n_samples=n_samples,
+            seed=seed,
+            batch_size=batch_size,
+            solver=solver,
+            horizon=horizon,
+        )
+        return state, out
+
+    # ---- prediction -----------------------------------------------------------------
+    def predict(
+        self,
+        context: _Data,
+        times=None,
+        n_samples: int = 100,
+        quantiles: list[float] | tuple[float, ...] | None = None,
+        seed: int | None = None,
+        batch_size: int = 256,
+        horizon: float | None = 10.0,
+        **solver_override,
+    ) -> pd.DataFrame:
+        """Posterior predictive mean and std at ``times``, given the observed ``context``.
+
+        Args:
+            context: the observed points (dataset, or DataFrame with the training's
+                id/time/channel columns).
+            times: where to predict, in the data's own units (numbers or datetimes): one
+                array for every series, a dict ``{id: array}``, a DataFrame of (id, time)
+                rows, or None for the context's own times. Times before, between or
+                after the observed ones all work (interpolation and forecasting).
+            n_samples: posterior samples of z0 per series.
+            quantiles: e.g. ``(0.05, 0.95)`` adds ``<c>_q5`` and ``<c>_q95`` columns.
+            seed: seeds the samples (default: the estimator's seed).
+            solver_override: ``solver=``, ``rtol=``, ``atol=``, ``step_size=`` for this
+                call only (e.g. a looser tolerance for speed). ``step_size`` is in model
+                time, where the longest training series spans 1 (``scaler_.time_scale``
+                data units).
+            horizon: how far from a series' observed context (before its first or after
+                its last observation) a query time may lie, in training spans (one span
+                = ``scaler_.time_scale``, the longest training series); a context may
+                itself span at most ``horizon`` training spans. None: no limit.
+
+                Why 10: the model never saw a gap longer than one span, so far beyond it
+                predictions are extrapolations of the learned vector field (for a tiny
+                spiral model, the predicted std going backwards grows from 4.5 at one
+                span to 7.4 at 10, 35 at 100 and 2,400 at 10,000); the solver's work
+                grows linearly with the distance (about 20 function evaluations per span:
+                200 at 10 spans, 1,200 at 100, 83,000 and 6 s for one series at 10,000;
+                a time of 1e12 runs for many seconds before it fails on the step limit);
+                and series predicted in one call share one read-out grid, so one far
+                query moves the other series' predictions (by 1e-4 at 10 spans, 1e-3 at
+                30, 3e-2 at 100). Ten spans is a long forecast yet costs little; raise it
+                (or pass None) to forecast further on purpose.
+
+        Returns:
+            DataFrame with the id and time columns, and per channel ``<c>`` (mean) and
+            ``<c>_std`` (std, incl. observation noise), in original units.
+            ``df.attrs["nfe"]`` holds the solver's function evaluations.
+
+        Raises:
+            LatentODEError: an unusable context or times (unknown ids, other channels,
+                times of the wrong kind, NaN/inf, beyond ``horizon``) or argument.
+        """
+        quantiles = check_quantiles(quantiles)
+        state, draws = self._draw(
+            context, times, n_samples, seed, batch_size, horizon, **solver_override
+        )
+        return summaries.predictive_summary(state, draws, quantiles)
+
+    def predict_stream(
+        self,
+        contexts: Iterable[_Data] | _Data,
+        times=None,
+        n_samples: int = 100,
+        quantiles: list[float] | tuple[float, ...] | None = None,
+        seed: int | None = None,
+        series_per_chunk: int = 1000,
+        batch_size: int = 256,
+        horizon: float | None = 10.0,
+        **solver_override,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`predict`, one chunk of series at a time: memory does not grow with the data.
+
+        Args:
+            contexts: an iterable of chunks (datasets or DataFrames), e.g.
+                ``latentode.iter_csv(path)``, or one dataset or DataFrame, which is cut
+                into chunks of ``series_per_chunk`` series. A series must not come back
+                in a later chunk.
+            times: as in :meth:`predict`; a dict or DataFrame of (id, time) is matched to
+                each chunk's ids, and ids that no chunk holds raise at the end. Or a
+                function ``times(chunk)`` → that chunk's times (any form ``predict``
+                takes), called with each chunk as a SeriesDataset.
+            seed: chunk ``k`` (0, 1, ...) is predicted with seed ``seed + k`` (default
+                seed: the estimator's), so a run is repeatable and the first chunk, or
+                data in one chunk, gets what :meth:`predict` gives with ``seed``.
+            n_samples, quantiles, batch_size, horizon, solver_override: as in
+                :meth:`predict`.
+
+        Yields:
+            Per chunk, the DataFrame :meth:`predict` returns for that chunk's series and
+            seed (``attrs["nfe"]`` included).
+        """
+        schema = FittedState.of(self).schema
+        if isinstance(series_per_chunk, bool) or not (
+            isinstance(series_per_chunk, (int, np.integer)) and series_per_chunk >= 1
+        ):
+            raise LatentODEError(
+                f"series_per_chunk must be a whole number >= 1, got {series_per_chunk!r}."
+            )
+        if isinstance(contexts, (SeriesDataset, pd.DataFrame)):
+            whole = schema.conform(contexts)
+            contexts = (
+                whole[start : start + series_per_chunk]
+                for start in range(0, len(whole), series_per_chunk)
+            )
+        elif not isinstance(contexts, Iterable):
+            raise LatentODEError(
+                "contexts must be a SeriesDataset, a DataFrame or an iterable of them (e.g. "
+                f"latentode.iter_csv(path)), got {type(contexts).__name__}."
+            )
+        by_id = rows_of = None
+        if isinstance(times, pd.DataFrame):
+            check_times_frame(times, schema.id_name, schema.time_name)
+            rows_of = times.groupby(schema.id_name, sort=False).indices  # id → row positions
+        elif isinstance(times, Mapping):
+            by_id = times
+        per_chunk = times if by_id is None and rows_of is None and callable(times) else None
+        unmatched = set(by_id if by_id is not None else rows_of or ())
+        base = self.seed if seed is None else seed
+        for k, chunk in enumerate(contexts):
+            ds = schema.conform(chunk, f"context chunk {k}")
+            chunk_times = times if per_chunk is None else per_chunk(ds)
+            if by_id is not None:
+                chunk_times = {i: by_id[i] for i in ds.ids if i in by_id}
+                unmatched.difference_update(chunk_times)
+            elif rows_of is not None:  # this chunk's rows of the frame, in its order
+                found = [i for i in ds.ids if i in rows_of]
+                unmatched.difference_update(found)
+                rows = np.sort(np.concatenate([rows_of[i] for i in found] or [[]])).astype(int)
+                chunk_times = times.iloc[rows]
+            yield self.predict(
+                ds,
+                chunk_times,
+                n_samples=n_samples,
+                quantiles=quantiles,
+                seed=base + k,
+                batch_size=batch_size,
+                horizon=horizon,
+                **solver_override,
+            )
+        if unmatched:
+            shown = sorted(
+                (k.item() if isinstance(k, np.generic) else k for k in unmatched), key=repr
+            )
+            raise LatentODEError(
+                f"times has ids that no context chunk holds: {shown[:5]}; predict only the "
+                "series in the context, or check the ids' type (text '7' is not the number 7)."
+            )
+
+    def sample(
+        self,
+        context: _Data,
+        times=None,
+        n_samples: int = 10,
+        seed: int | None = None,
+        with_noise: bool = False,
+        batch_size: int = 256,
+        horizon: float | None = 10.0,
+        **solver_override,
+    ) -> pd.DataFrame:
+        """Posterior trajectory samples: one row per (id, time, sample) with a column per
+        channel, in original units (``with_noise=True`` adds observation noise).
+        ``horizon``: as :meth:`predict`."""
+        state, draws = self._draw(
+            context, times, n_samples, seed, batch_size, horizon, **solver_override
+        )
+        return summaries.sample_rows(state, draws, with_noise)
+
+    def latent(
+        self,
+        context: _Data,
+        times=None,
+        n_samples: int = 20,
+        seed: int | None = None,
+        horizon: float | None = 10.0,
+    ) -> pd.DataFrame:
+        """Latent trajectories z(t) given the observed ``context`` (models with a latent
+        state: :class:`~latentode.LatentODE`).
+
+        Args:
+            context, times, seed, horizon: as in :meth:`predict`.
+            n_samples: posterior samples of z0 per series; z(t) is summarised over them.
+
+        Returns:
+            DataFrame with the id and time columns, ``z0`` ... ``z{L-1}`` (the mean of
+            z(t) over the samples) and ``z0_std`` ... (their std), one row per query time.
+
+        Raises:
+            LatentODEError: for a model without a latent path (ODERNN), or bad input.
+        """
+        state = FittedState.of(self)
+        if state.kind != "latent_ode":
+            raise LatentODEError(
+                f"latent() needs a model with a latent state z(t) (LatentODE), not "
+                f"{type(self).__name__}."
+            )
+        state, draws = self._draw(context, times, n_samples, seed, 256, horizon)
+        return summaries.latent_rows(state, draws)
+
+    def encode(self, context: _Data) -> pd.DataFrame:
+        """Posterior q(z0 | context) per series: columns ``z0_<k>`` (mean) and ``z0_<k>_std``."""
+        state = FittedState.of(self)
+        ds = state.schema.conform(context)
+        targets = query_targets(
+            ds, None, state.schema.id_name, state.schema.time_name, state.scaler
+        )
+        means, stds = [], []
+        with torch.no_grad():
+            for _, batch in batches(state, ds, targets, 256):
+                mean, std = state.network.encode(batch)  # [B, L] each
+                means.append(mean.numpy())
+                stds.append(std.numpy())
+        return summaries.posterior_frame(state, ds.ids, np.concatenate(means), np.concatenate(stds))
+
+    def intensity(
+        self,
+        context: _Data,
+        times=None,
+        n_samples: int = 20,
+        seed: int | None = None,
+        horizon: float | None = 10.0,
+    ) -> pd.DataFrame:
+        """Expected observation rate per channel (Poisson models only), in events per
+        time unit of the data, averaged over posterior samples: columns ``<c>``.
+        ``horizon``: as :meth:`predict`."""
+        if getattr(FittedState.of(self).network, "intensity", None) is None:
+            raise LatentODEError("this model has no Poisson head; fit with poisson=True.")
+        state, draws = self._draw(context, times, n_samples, seed, 256, horizon)
+        return summaries.intensity_rows(state, draws)
+
+    def predict_proba(
+        self, context: _Data, n_samples: int = 20, seed: int | None = None
+    ) -> pd.DataFrame:
+        """Probability of the fitted label (e.g. mortality) per series: columns id, ``p``."""
+        if getattr(FittedState.of(self).network, "classifier", None) is None:
+            raise LatentODEError(
+                "this model was not fitted with labels; read the data with label_col= or "
+                "labels= and fit with classify=True."
+            )
+        state, draws = self._draw(context, None, n_samples, seed)
+        return summaries.label_probabilities(state, draws)
+
+    # ---- evaluation -----------------------------------------------------------------
+    def evaluate(
+        self,
+        data: _Data,
+        task: str = "interp",
+        frac: float = 0.5,
+        n_samples: int = 100,
+        seed: int | None = None,
+        **solver_override,
+    ) -> dict[str, float]:
+        """Hide part of each series, predict it, and compare, in original units.
+
+        ``task="interp"`` hides a random ``1 - frac`` of each series' points (seeded);
+        ``task="extrap"`` hides everything after ``frac`` of each series' span.
+
+        Returns:
+            ``mse``, ``mae``, ``nll`` (Gaussian, per value), ``coverage_90`` (share of
+            hidden values inside the central 90% interval), ``n_values``, ``nfe``, and
+            ``roc_auc`` when the model predicts a label and the data has both classes.
+        """
+        from sklearn.metrics import roc_auc_score
+
+        ds = FittedState.of(self).schema.conform(data, "data")
+        seed = self.seed if seed is None else seed
+        context, target = evaluation.task_split(ds, task, frac, seed)
+        held_out = evaluation.predict_held_out(
+            self, context, target, n_samples, seed, **solver_override
+        )
+        out = evaluation.metrics(held_out)
+        if getattr(self.network_, "classifier", None) is not None and ds.has_labels:
+            labelled = [s for s in ds if s.label is not None]
+            y_true = np.array([s.label for s in labelled])
+            if len(np.unique(y_true)) == 2:
+                proba = self.predict_proba(ds.with_series(labelled), seed=seed)["p"].to_numpy()
+                out["roc_auc"] = float(roc_auc_score(y_true, proba))
+        return out
+
+    def score(
+        self,
+        data: _Data,
+        y=None,
+        task: str = "interp",
+        frac: float = 0.5,
+        n_samples: int = 100,
+        seed: int | None = None,
+        **solver_override,
+    ) -> float:
+        """Negative mean squared error of the hidden points, in the data's units (higher
+        is better), as scikit-learn's model selection (``GridSearchCV``,
+        ``cross_val_score``) expects of ``score``.
+
+        ``y`` is ignored (scikit-learn passes None); the other arguments are those of
+        :meth:`evaluate`, which gives this and the other metrics as a dict.
+        """
+        return -self.evaluate(data, task, frac, n_samples, seed, **solver_override)["mse"]
+
+    # ---- persistence ----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted state to one file, atomically: safetensors weights and a JSON
+        header (parameters, scalers, channels, time axis, history...). No pickle."""
+        state = FittedState.of(self)
+        return write_model_file(path, state, type(self).__name__, self.get_params())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SeriesEstimator:
+        """Read a model file written by :meth:`save`; nothing in it is executed.
+
+        Raises:
+            LatentODEError: for a file of another estimator (use :func:`latentode.load`,
+                which reads either), or a missing, corrupt or foreign file.
+        """
+        from latentode.estimator.estimators import load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            name = type(model).__name__
+            raise LatentODEError(
+                f"{path} holds a {name} model; load it with {name}.load() or latentode.load()."
+            )
+        return model

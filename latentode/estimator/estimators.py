@@ -1,0 +1,230 @@
+"""The public estimators: parameters only, and the network each one builds.
+
+:class:`LatentODE` and :class:`ODERNN` store their ``__init__`` arguments
+(scikit-learn style) and say which network they train (``_kind``) and how it is
+configured from the training data (``_network_config``); everything else is shared
+(:class:`~latentode.estimator.base.SeriesEstimator`). :func:`load` reads a model file of
+either kind.
+"""
+
+from __future__ import annotations
+
+import os
+
+from latentode.data.dataset import SeriesDataset
+from latentode.errors import LatentODEError
+from latentode.estimator.base import SeriesEstimator
+from latentode.estimator.model_file import read_model_file
+from latentode.models.latent_ode import LatentODEConfig
+from latentode.models.odernn import AutoregressiveConfig
+
+
+class LatentODE(SeriesEstimator):
+    """Latent ODE for irregularly-sampled multivariate series (Rubanova et al. 2019).
+
+    ``__init__`` only stores parameters (scikit-learn style: ``get_params``,
+    ``set_params`` and ``sklearn.base.clone`` work). Defaults train well on a laptop CPU.
+
+    Args:
+        latent_dim: size of the latent state z.
+        encoder: ``"odernn"`` (ODE-RNN, the paper's) or ``"rnn"`` (GRU with time gaps).
+        encoder_hidden: size of the encoder's hidden state.
+        hidden, depth: width and hidden layers of the ODE vector-field MLPs.
+        n_samples: posterior samples per series in the training bound (IWAE K).
+        poisson: also model *when* values are observed (Poisson intensity head).
+        classify: learn the dataset's per-series label from z0 (``"auto"``: when the
+            training data has labels).
+        solver, rtol, atol, step_size, adjoint: the latent ODE solver (torchdiffeq
+            method name; ``adjoint=True`` for constant-memory gradients).
+        n_grid: read-out grid points over a batch's time span.
+        dynamics: ``"ode"`` (the latent ODE) or ``"rnn"`` (a GRU steps z through the
+            query times; with ``encoder="rnn"`` this is the RNN-VAE baseline of the paper).
+        lr, lr_decay, kl_warmup_epochs: optimisation.
+        batch_size: series per batch.
+        train_task: ``"mixed"``, ``"interp"`` or ``"extrap"``: how training contexts hide points.
+        val_frac: share of the training series held out for early stopping when
+            ``fit`` gets no ``val``.
+        patience: epochs without validation improvement before stopping.
+        gradient_clip: gradient-norm clip value (None: off).
+        seed: seeds the split, the training and the default prediction samples.
+    """
+
+    _kind = "latent_ode"
+
+    def __init__(
+        self,
+        latent_dim: int = 8,
+        encoder: str = "odernn",
+        encoder_hidden: int = 32,
+        hidden: int = 64,
+        depth: int = 2,
+        n_samples: int = 3,
+        poisson: bool = False,
+        classify: bool | str = "auto",
+        noise_std: float = 0.1,
+        learn_noise: bool = True,
+        solver: str = "dopri5",
+        rtol: float = 1e-3,
+        atol: float = 1e-4,
+        step_size: float | None = None,
+        adjoint: bool = False,
+        n_grid: int = 64,
+        dynamics: str = "ode",
+        lr: float = 1e-2,
+        lr_decay: float = 0.99,
+        kl_warmup_epochs: int = 10,
+        batch_size: int = 16,
+        train_task: str = "mixed",
+        val_frac: float = 0.2,
+        patience: int = 30,
+        gradient_clip: float | None = 1.0,
+        seed: int = 0,
+    ):
+        self.latent_dim = latent_dim
+        self.encoder = encoder
+        self.encoder_hidden = encoder_hidden
+        self.hidden = hidden
+        self.depth = depth
+        self.n_samples = n_samples
+        self.poisson = poisson
+        self.classify = classify
+        self.noise_std = noise_std
+        self.learn_noise = learn_noise
+        self.solver = solver
+        self.rtol = rtol
+        self.atol = atol
+        self.step_size = step_size
+        self.adjoint = adjoint
+        self.n_grid = n_grid
+        self.dynamics = dynamics
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.batch_size = batch_size
+        self.train_task = train_task
+        self.val_frac = val_frac
+        self.patience = patience
+        self.gradient_clip = gradient_clip
+        self.seed = seed
+
+    def _network_config(self, data: SeriesDataset) -> dict:
+        classify = data.has_labels if self.classify == "auto" else bool(self.classify)
+        if classify and not data.has_labels:
+            raise LatentODEError(
+                "classify=True but the training data has no labels; pass label_col= or "
+                "labels= when reading the data, or set classify=False."
+            )
+        return LatentODEConfig(
+            n_channels=len(data.channels),
+            latent_dim=self.latent_dim,
+            encoder=self.encoder,
+            encoder_hidden=self.encoder_hidden,
+            hidden=self.hidden,
+            depth=self.depth,
+            n_samples=self.n_samples,
+            noise_std=self.noise_std,
+            learn_noise=self.learn_noise,
+            poisson=self.poisson,
+            n_static=len(data.static_names),
+            classify=classify,
+            solver=self._solver_config().to_dict(),
+            n_grid=self.n_grid,
+            dynamics=self.dynamics,
+        ).to_dict()
+
+
+class ODERNN(SeriesEstimator):
+    """ODE-RNN (Rubanova et al. 2019) as a standalone autoregressive predictor.
+
+    Reads each series forwards; to predict at time t it carries the hidden state from
+    the last observation before t by a neural ODE (or, with ``cell="gru_dt"``, keeps
+    it and gives the decoder the gap: the GRU-Δt baseline) and decodes a Gaussian
+    mean and std. Same ``fit``/``predict``/``evaluate``/``save`` as :class:`LatentODE`;
+    its std is the decoder's (one deterministic path, no posterior samples).
+
+    Args:
+        cell: ``"odernn"`` or ``"gru_dt"``.
+        hidden_dim: GRU state size. hidden, depth: MLP width and hidden layers.
+        solver, step_size: per-gap solver on the series' own clock s ∈ [0, 1]
+            (default Euler, four steps per gap); rtol, atol for adaptive methods.
+        Other arguments as :class:`LatentODE`.
+    """
+
+    _kind = "autoregressive"
+
+    def __init__(
+        self,
+        cell: str = "odernn",
+        hidden_dim: int = 32,
+        hidden: int = 64,
+        depth: int = 2,
+        solver: str = "euler",
+        rtol: float = 1e-3,
+        atol: float = 1e-4,
+        step_size: float | None = 0.25,
+        adjoint: bool = False,
+        lr: float = 1e-2,
+        lr_decay: float = 0.99,
+        batch_size: int = 16,
+        train_task: str = "mixed",
+        val_frac: float = 0.2,
+        patience: int = 30,
+        gradient_clip: float | None = 1.0,
+        seed: int = 0,
+    ):
+        self.cell = cell
+        self.hidden_dim = hidden_dim
+        self.hidden = hidden
+        self.depth = depth
+        self.solver = solver
+        self.rtol = rtol
+        self.atol = atol
+        self.step_size = step_size
+        self.adjoint = adjoint
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.batch_size = batch_size
+        self.train_task = train_task
+        self.val_frac = val_frac
+        self.patience = patience
+        self.gradient_clip = gradient_clip
+        self.seed = seed
+
+    kl_warmup_epochs = 0  # no KL term
+
+    def _network_config(self, data: SeriesDataset) -> dict:
+        return AutoregressiveConfig(
+            n_channels=len(data.channels),
+            cell=self.cell,
+            hidden_dim=self.hidden_dim,
+            hidden=self.hidden,
+            depth=self.depth,
+            solver=self._solver_config().to_dict(),
+        ).to_dict()
+
+
+ESTIMATORS: dict[str, type[SeriesEstimator]] = {"LatentODE": LatentODE, "ODERNN": ODERNN}
+
+
+def load(path: str | os.PathLike) -> SeriesEstimator:
+    """A fitted :class:`LatentODE` or :class:`ODERNN` from a file written by ``save``,
+    with every fitted attribute (``history_`` included); nothing in the file is executed.
+
+    Raises:
+        LatentODEError: for a missing, truncated, corrupt or foreign file, or one written
+            by an estimator this latentode does not know.
+    """
+    name, params, state = read_model_file(path)
+    cls = ESTIMATORS.get(name)
+    if cls is None:
+        raise LatentODEError(
+            f"{path} holds an unknown estimator {name!r}; this latentode knows "
+            f"{sorted(ESTIMATORS)}."
+        )
+    try:
+        model = cls(**params)
+    except TypeError as err:
+        raise LatentODEError(
+            f"{path} does not match this latentode version's model ({err})."
+        ) from None
+    return model._adopt(state)

@@ -1,0 +1,128 @@
+"""Hide points, predict them, compare: the one hold-out evaluation.
+
+``evaluate`` and ``score`` (metrics on a task), ``fit``'s interval calibration (on the
+validation series) and the command-line demo (against baselines) all run
+:func:`predict_held_out` on a (context, target) pair and read its
+:class:`HeldOutPrediction`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentode.data.dataset import SeriesDataset
+from latentode.errors import LatentODEError
+
+TASKS = ("interp", "extrap")
+
+
+@dataclass(frozen=True)
+class HeldOutPrediction:
+    """Predictions at the hidden points, aligned with the truth (original units).
+
+    Attributes:
+        truth: [N, C] the hidden values, NaN where not observed.
+        mean, std, lower, upper: [N, C] predicted mean, std, 5% and 95% quantiles.
+        nfe: the solver's function evaluations.
+    """
+
+    truth: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    nfe: int | None
+
+    @property
+    def observed(self) -> np.ndarray:
+        """[N, C] True where a hidden value was observed."""
+        return ~np.isnan(self.truth)
+
+
+def task_split(
+    data: SeriesDataset, task: str, frac: float, seed: int
+) -> tuple[SeriesDataset, SeriesDataset]:
+    """(context, target) of a task: ``"interp"`` hides a random ``1 - frac`` of each
+    series' points (seeded); ``"extrap"`` hides everything after ``frac`` of each span.
+    Series without an observed value on both sides are left out.
+
+    Raises:
+        LatentODEError: for an unknown task, or when no series is left.
+    """
+    if task == "interp":
+        context, target = data.subsample(frac, seed=seed)
+    elif task == "extrap":
+        context, target = data.split_time(frac=frac)
+    else:
+        raise LatentODEError(f"task must be 'interp' or 'extrap', got {task!r}.")
+    context, target = usable_pairs(context, target)
+    if not len(context):
+        raise LatentODEError("no series has points both in the context and to predict.")
+    return context, target
+
+
+def usable_pairs(
+    context: SeriesDataset, target: SeriesDataset
+) -> tuple[SeriesDataset, SeriesDataset]:
+    """The (context, target) series pairs with an observed value on both sides."""
+    keep = [i for i, (c, t) in enumerate(zip(context, target)) if c.n_observed and t.n_observed]
+    return context[keep], target[keep]
+
+
+def predict_held_out(
+    model, context: SeriesDataset, target: SeriesDataset, n_samples: int, seed: int, **override
+) -> HeldOutPrediction:
+    """``model.predict`` from ``context`` at ``target``'s times, with 5% and 95% quantiles."""
+    times = {t.id: context.time_axis.to_user(t.times) for t in target}
+    pred = model.predict(
+        context, times, n_samples=n_samples, quantiles=(0.05, 0.95), seed=seed, **override
+    )
+    truth = np.concatenate([t.values for t in target])  # [N, C], NaN = not observed
+    if len(pred) != len(truth):
+        raise RuntimeError(f"predict returned {len(pred)} rows for {len(truth)} target times")
+    channels = list(model.channels_)
+
+    def columns(suffix: str) -> np.ndarray:
+        return pred[[f"{c}{suffix}" for c in channels]].to_numpy()
+
+    return HeldOutPrediction(
+        truth, columns(""), columns("_std"), columns("_q5"), columns("_q95"), pred.attrs["nfe"]
+    )
+
+
+def metrics(held_out: HeldOutPrediction) -> dict:
+    """``mse``, ``mae``, ``nll`` (Gaussian, per value), ``coverage_90`` (share inside the
+    central 90% interval), ``n_values`` and ``nfe``, over the observed hidden values."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    obs = held_out.observed
+    y, m, s = held_out.truth[obs], held_out.mean[obs], held_out.std[obs]
+    inside = (y >= held_out.lower[obs]) & (y <= held_out.upper[obs])
+    return {
+        "mse": float(mean_squared_error(y, m)),
+        "mae": float(mean_absolute_error(y, m)),
+        "nll": float(np.mean(0.5 * np.log(2 * np.pi * s**2) + 0.5 * ((y - m) / s) ** 2)),
+        "coverage_90": float(np.mean(inside)),
+        "n_values": int(obs.sum()),
+        "nfe": held_out.nfe,
+    }
+
+
+def interval_scale(held_out: HeldOutPrediction, min_values: int = 20) -> list[float]:
+    """Per channel, the factor that makes the central 90% interval cover 90% of the
+    hidden values; 1.0 for a channel with fewer than ``min_values`` of them."""
+    scale = []
+    for j in range(held_out.truth.shape[1]):
+        obs = held_out.observed[:, j]
+        if obs.sum() < min_values:
+            scale.append(1.0)
+            continue
+        y, m = held_out.truth[obs, j], held_out.mean[obs, j]
+        lo, hi = held_out.lower[obs, j], held_out.upper[obs, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            needed = np.where(y >= m, (y - m) / (hi - m), (m - y) / (m - lo))
+        needed = needed[np.isfinite(needed)]
+        scale.append(float(np.quantile(needed, 0.9)) if needed.size else 1.0)
+    return scale

@@ -1,0 +1,150 @@
+"""``fit`` as a short pipeline: prepare the data, build the network, run Lightning.
+
+:func:`fit_state` returns the :class:`~latentode.estimator.model_file.FittedState`
+that the estimator then shows as its attributes. The data layer prepares everything
+(:class:`~latentode.data.datamodule.SeriesDataModule`: validation split and scalers);
+this module only connects the stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from latentode.data.columns import ColumnSpec
+from latentode.data.dataset import SeriesDataset
+from latentode.data.io import as_dataset
+from latentode.data.schema import DataSchema
+from latentode.data.tasks import TaskConfig
+from latentode.errors import LatentODEError
+from latentode.estimator.evaluation import interval_scale, predict_held_out, usable_pairs
+from latentode.estimator.model_file import FittedState
+from latentode.estimator.queries import is_int
+from latentode.estimator.summaries import check_channel_names
+from latentode.estimator.training_run import RunSettings, resume_point, run_training
+
+
+def fit_state(
+    estimator,
+    train,
+    val,
+    settings: RunSettings,
+    log_dir: str | Path | None,
+    resume: bool,
+    columns: ColumnSpec,
+) -> FittedState:
+    """Train ``estimator``'s network on ``train`` (and ``val``) and return what it learned.
+
+    The estimator supplies its parameters (``seed``, ``batch_size``, ``val_frac``,
+    ``train_task``, ``lr``...) and ``_network_config(data)``; it is left unchanged
+    except that interval calibration predicts through it.
+    """
+    import lightning as L
+
+    from latentode.data.datamodule import SeriesDataModule
+    from latentode.models.training import OptimConfig, TrainingModule
+
+    seed = estimator.seed
+    if not (is_int(seed) and seed >= 0):
+        raise LatentODEError(f"seed must be a non-negative integer, got {seed!r}.")
+    if resume and log_dir is None:
+        raise LatentODEError(
+            "resume=True continues the run in log_dir=; pass the log_dir of the run "
+            "(the folder that holds its checkpoints/)."
+        )
+    # 1. prepare the data: validated datasets, then the split and the scalers
+    train = as_dataset(train, "train", columns)
+    _check_trainable(train)
+    check_channel_names(train.channels)
+    schema = DataSchema.of(train)
+    if val is not None:
+        val = as_dataset(val, "val", columns)
+        schema.check_channels(val, "val")
+    datamodule = SeriesDataModule(
+        train,
+        val=val,
+        batch_size=estimator.batch_size,
+        task=TaskConfig(task=estimator.train_task),
+        seed=seed,
+        val_frac=estimator.val_frac,
+    )
+    datamodule.setup("fit")
+    # 2. build the network (and the module that trains it)
+    train = datamodule.train_data
+    config = estimator._network_config(train)
+    optim = OptimConfig(
+        lr=estimator.lr, lr_decay=estimator.lr_decay, kl_warmup_epochs=estimator.kl_warmup_epochs
+    )
+    hparams = {
+        "kind": estimator._kind,
+        "config": config,
+        "optim": optim.to_dict(),
+        "seed": seed,
+        "data": _fingerprint(train, datamodule.val_data),
+    }
+    log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="latentode-"))
+    resume_from = resume_point(log_dir, resume, hparams)
+    L.seed_everything(seed, verbose=False)
+    module = TrainingModule(**hparams)
+    # 3. run Lightning
+    outcome = run_training(module, datamodule, log_dir, settings, resume_from)
+    state = FittedState(
+        kind=estimator._kind,
+        config=config,
+        network=module.net.cpu().eval(),
+        scaler=datamodule.scaler,
+        static_scaler=datamodule.static_scaler,
+        schema=schema,
+        interval_scale=(1.0,) * len(schema.channels),
+        history=outcome.history,
+        log_dir=str(log_dir),
+        best_checkpoint=outcome.best_checkpoint,
+        interrupted=outcome.interrupted,
+    )
+    return replace(state, interval_scale=_calibrate(estimator, state, datamodule))
+
+
+def _calibrate(estimator, state: FittedState, datamodule) -> tuple[float, ...]:
+    """Per-channel factor that makes the central 90% interval cover 90% of held-out
+    validation values (the validation pairs: half of each validation series hidden);
+    1.0 for a channel with fewer than 20 such values or without validation data.
+
+    Training fits the noise level on harder contexts than prediction sees (random
+    subsets and cuts, single posterior samples), so raw intervals tend to be too wide.
+    """
+    ones = state.interval_scale
+    if datamodule.val_context is None:
+        return ones
+    context, target = usable_pairs(datamodule.val_context, datamodule.val_target)
+    if not len(context):
+        return ones
+    estimator._adopt(state)  # predict with the uncalibrated intervals
+    held_out = predict_held_out(estimator, context, target, n_samples=50, seed=estimator.seed)
+    return tuple(interval_scale(held_out))
+
+
+def _check_trainable(data: SeriesDataset) -> None:
+    if len(data) == 0:
+        raise LatentODEError("train has no series.")
+    if all(len(s) < 2 for s in data):
+        raise LatentODEError(
+            "every train series has fewer than 2 time points; a latent ODE needs series "
+            "with several observations to learn dynamics."
+        )
+
+
+def _fingerprint(train: SeriesDataset, val: SeriesDataset | None) -> str:
+    """A SHA-256 of the training and validation series (ids, times, values, statics, labels)."""
+    digest = hashlib.sha256()
+    for part in (train, val if val is not None else []):
+        digest.update(b"|part|")
+        for s in part:
+            digest.update(repr(s.id).encode())
+            for array in (s.times, s.values, s.static, s.label):
+                if array is not None:
+                    digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return digest.hexdigest()
