@@ -845,3 +845,135 @@ def test_fit_with_bad_inputs(data, tmp_path) -> None:
         )
     with pytest.raises(LatentODEError, match="sid"):
         lo.LatentODE(**TINY).fit(data["train"], log_dir=tmp_path, **FIT)  # id_col= forgotten
+
+
+# ---- scikit-learn model selection, lo.load, latent() and the fitted state -------------------
+def test_score_is_the_negative_mse_of_evaluate(fitted, data) -> None:
+    ds = _dataset(data["val"])
+    metrics = fitted.evaluate(ds, task="interp", frac=0.5, n_samples=10, seed=2)
+    score = fitted.score(ds, task="interp", frac=0.5, n_samples=10, seed=2)
+    assert isinstance(score, float) and score == -metrics["mse"] < 0
+    assert fitted.score(ds, None, n_samples=10, seed=2) == score  # sklearn passes y=None
+
+
+def test_not_fitted_error_is_scikit_learns() -> None:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    with pytest.raises(SklearnNotFittedError) as info:
+        lo.LatentODE().predict(_frame(2, seed=0))
+    assert isinstance(info.value, lo.NotFittedError) and isinstance(info.value, LatentODEError)
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(lo.ODERNN())
+
+
+def test_a_dataset_is_indexed_by_series_like_an_array() -> None:
+    """What scikit-learn's CV splitters need: len() and integer/boolean index arrays."""
+    from sklearn.utils import _safe_indexing
+    from sklearn.utils.validation import _num_samples
+
+    ds = _dataset(_frame(6, seed=0))
+    assert _num_samples(ds) == 6
+    part = _safe_indexing(ds, np.array([4, 0, 2]))
+    assert isinstance(part, SeriesDataset) and part.ids == ["s04", "s00", "s02"]
+    assert part.channels == ds.channels and part.time_axis == ds.time_axis
+    mask = np.array([True, False] * 3)
+    assert _safe_indexing(ds, mask).ids == ["s00", "s02", "s04"]
+
+
+def test_grid_search_cv_selects_and_refits(tmp_path) -> None:
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    torch.set_num_threads(1)
+    ds = _dataset(_frame(8, seed=3))
+    params = {**TINY, "val_frac": 0.0, "seed": 1}
+    search = GridSearchCV(lo.LatentODE(**params), {"latent_dim": [2, 4]}, cv=2)
+    assert search.fit(ds, max_epochs=1, progress_bar=False) is search
+    assert search.best_params_["latent_dim"] in (2, 4)
+    assert search.best_estimator_.latent_dim == search.best_params_["latent_dim"]
+    assert len(search.best_estimator_.history_) == 1  # max_epochs reached every fit
+    # each split's score is the model's own score on the held-out series: redo one by hand
+    train_idx, test_idx = next(KFold(2).split(np.arange(len(ds))))
+    model = lo.LatentODE(**{**params, "latent_dim": 2})
+    model.fit(ds[train_idx], max_epochs=1, progress_bar=False, log_dir=tmp_path)
+    split0 = search.cv_results_["split0_test_score"][search.cv_results_["param_latent_dim"] == 2]
+    assert split0[0] == pytest.approx(model.score(ds[test_idx]), rel=1e-6)
+
+
+def test_lo_load_reads_either_kind(fitted, odernn, saved, data) -> None:
+    for key, model in (("latent", fitted), ("odernn", odernn)):
+        loaded = lo.load(saved[key])
+        assert type(loaded) is type(model)
+        pd.testing.assert_frame_equal(
+            model.predict(data["val"], seed=4), loaded.predict(data["val"], seed=4)
+        )
+
+
+def _fitted_attributes(model) -> dict:
+    return {k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")}
+
+
+@pytest.mark.parametrize("which", ["latent", "odernn", "poisson"])
+def test_load_restores_every_fitted_attribute(which, fitted, odernn, poisson, saved) -> None:
+    model = {"latent": fitted, "odernn": odernn, "poisson": poisson[0]}[which]
+    before, after = _fitted_attributes(model), _fitted_attributes(lo.load(saved[which]))
+    assert set(after) == set(before)
+    assert {"history_", "network_", "scaler_", "channels_", "interval_scale_"} <= set(before)
+    for name, value in before.items():
+        if name == "network_":
+            state = after[name].state_dict()
+            assert set(state) == set(value.state_dict())
+            for key, tensor in value.state_dict().items():
+                assert torch.equal(state[key], tensor), key
+        elif name == "history_":
+            assert len(value) == 2
+            pd.testing.assert_frame_equal(after[name], value)
+        else:
+            assert after[name] == value, name
+
+
+def test_latent_matches_the_networks_own_paths(fitted, data) -> None:
+    """latent() against z(t) computed here from the network's pieces: encode the context,
+    draw z0 with the same seed, solve to the query times, average over the draws."""
+    from latentode.data.batching import collate
+
+    ctx = _dataset(data["val"])
+    times = np.array([-0.5, 0.3, 1.7, 4.5])
+    frame = fitted.latent(ctx, times=times, n_samples=7, seed=11)
+    assert list(frame.columns) == ["sid", "t", "z0", "z1", "z2", "z0_std", "z1_std", "z2_std"]
+    assert len(frame) == len(ctx) * len(times)
+    targets = [make_series(s.id, times, np.full((len(times), 2), np.nan)) for s in ctx]
+    batch = collate(list(ctx), fitted.scaler_, targets)
+    net = fitted.network_
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        mean, std = net.encode(batch)
+        z0 = mean + std * torch.randn((7, *mean.shape), generator=gen)  # [S, B, L]
+        z, _ = net.latent_paths(z0, batch.target_times)  # [S, B, T, L]
+    want_mean = z.mean(0).reshape(-1, 3).numpy()
+    want_std = z.std(0, unbiased=False).reshape(-1, 3).numpy()
+    np.testing.assert_allclose(frame[["z0", "z1", "z2"]], want_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(frame[["z0_std", "z1_std", "z2_std"]], want_std, atol=1e-5)
+    np.testing.assert_allclose(frame["t"], np.tile(times, len(ctx)))
+
+
+def test_latent_needs_a_latent_state(odernn, data) -> None:
+    with pytest.raises(LatentODEError, match="latent state"):
+        odernn.latent(data["val"])
+
+
+@pytest.mark.parametrize("name", ["a_std", "a_q5", "a_q97_5"])
+def test_fit_refuses_a_channel_named_like_another_channels_output(name) -> None:
+    df = _frame(4, seed=0).rename(columns={"b": name})
+    with pytest.raises(LatentODEError, match=rf"channel '{name}'.*channel 'a'.*rename"):
+        lo.LatentODE(**TINY).fit(df, max_epochs=1, id_col="sid", time_col="t", **FIT)
+
+
+def test_fit_refuses_a_channel_that_cannot_be_scaled(tmp_path) -> None:
+    df = _frame(4, seed=0)
+    df.loc[3, "b"] = 1e300  # its square overflows float64
+    with pytest.raises(LatentODEError, match=r"channel 'b' cannot be scaled.*1e\+300"):
+        lo.LatentODE(**TINY).fit(
+            df, max_epochs=1, log_dir=tmp_path, id_col="sid", time_col="t", **FIT
+        )
+    assert not (tmp_path / "checkpoints").exists()  # refused before any training

@@ -104,8 +104,9 @@ class _Meta:
 class SeriesDataset(Sequence):
     """A collection of irregularly-sampled series sharing channel names and a time unit.
 
-    ``ds[i]`` is the i-th :class:`Series` (a slice or a list of positions gives a
-    dataset); ``ds.loc[id]`` finds a series by id. Subsets keep the metadata, including
+    ``ds[i]`` is the i-th :class:`Series` (a slice, a list of positions or a boolean
+    mask gives a dataset, so scikit-learn's splitters can index it); ``ds.loc[id]``
+    finds a series by id. Subsets keep the metadata, including
     ``truth`` (keyed by series id) for synthetic data. Build one with :func:`latentode.read_csv`,
     :func:`latentode.from_dataframe` or a generator in :mod:`latentode.datasets`.
     """
@@ -224,7 +225,15 @@ class SeriesDataset(Sequence):
     def __iter__(self) -> Iterator[Series]:
         return iter(self._series)
 
+    @property
+    def shape(self) -> tuple[int]:
+        """``(number of series,)``: a dataset indexes like a 1-d array of series, which is
+        how scikit-learn's cross-validation (``GridSearchCV``...) splits it."""
+        return (len(self),)
+
     def __getitem__(self, index):
+        if isinstance(index, tuple) and len(index) == 2 and index[1] is Ellipsis:
+            index = index[0]  # array[index, ...], as scikit-learn indexes arrays
         if isinstance(index, (int, np.integer)):
             return self._series[index]
         if isinstance(index, slice):

@@ -52,16 +52,17 @@ class Scaler:
             time_scale = float(max(spans)) if spans and max(spans) > 0 else 1.0
             scaler = cls(tuple(map(float, sk.mean_)), tuple(map(float, sk.scale_)), time_scale)
             scaled = scaler.transform_values(stacked)  # [N, C]
-        finite = np.isfinite(sk.mean_) & np.isfinite(sk.scale_)
+        # a variance that overflows float64 leaves scikit-learn's scale at 1.0: check var_
+        finite = np.isfinite(sk.mean_) & np.isfinite(sk.var_) & np.isfinite(sk.scale_)
         finite &= np.all(np.isfinite(scaled) | np.isnan(stacked), axis=0)
         if not finite.all():
             bad = int(np.flatnonzero(~finite)[0])
             biggest = np.nanmax(np.abs(stacked[:, bad]))
             raise LatentODEError(
                 f"channel {data.channels[bad]!r} cannot be scaled: its values reach "
-                f"{biggest:.3g}, so its mean or standard deviation is not a finite number "
-                "in float64. Rescale the channel (e.g. divide it by a power of ten) or "
-                "check it for wrong values."
+                f"{biggest:.3g}, so its mean or variance is not a finite number in float64. "
+                "Rescale the channel (e.g. divide it by a power of ten) or check it for "
+                "wrong values."
             )
         return scaler
 
