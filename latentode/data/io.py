@@ -6,8 +6,10 @@ Two layouts:
   "not observed".
 - long: one row per measurement with a variable-name column and a value column.
 
-Every problem is reported as a :class:`~latentode.errors.LatentODEError` naming the
-file, column, row or series and what to do. No observed value is ever dropped
+Columns are parsed by :mod:`latentode.data.parse` and rows merged by
+:mod:`latentode.data.merging`. Every problem is reported as a
+:class:`~latentode.errors.LatentODEError` naming the file, column, row or series and
+what to do. No observed value is ever dropped
 silently: dropping needs an explicit argument (``channels=``, ``drop_empty=True``,
 ``duplicates=``).
 """
@@ -18,7 +20,6 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +27,16 @@ import pandas as pd
 
 from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import Series, SeriesDataset
-from latentode.data.time_axis import UNIT_NANOSECONDS, TimeAxis, datetimes_to_float
+from latentode.data.merging import MergeContext, merge_rows, per_series_constant, to_grid
+from latentode.data.parse import (
+    Source,
+    as_python,
+    parse_ids,
+    parse_times,
+    parse_values,
+    parse_variables,
+)
 from latentode.errors import LatentODEError
-
-_INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # plain integers: no "007", "+7" or "-0"
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where the rows came from, for error messages."""
-
-    name: str | None  # file name, or None for a DataFrame
-    index: pd.Index  # the frame's index (row positions for files)
-
-    def row(self, pos: int) -> str:
-        if self.name is None:
-            return f"row with index {_py(self.index[pos])!r}"
-        return f"line {pos + 2} of {self.name}"
-
-    @property
-    def what(self) -> str:
-        return "the DataFrame" if self.name is None else self.name
 
 
 def read_csv(
@@ -80,7 +70,7 @@ def read_csv(
         frame = pd.read_csv(path, **_csv_options(spec, sep))
     _check_header(path, frame.columns, sep)
     return _build(
-        frame, _Source(path.name, frame.index), spec, _label_table(spec), ids_from_text=True
+        frame, Source(path.name, frame.index), spec, _label_table(spec), ids_from_text=True
     )
 
 
@@ -175,7 +165,7 @@ def from_dataframe(
     if not isinstance(df, pd.DataFrame):
         raise LatentODEError(f"expected a pandas DataFrame, got {type(df).__name__}.")
     frame = df.reset_index(drop=True)
-    return _build(frame, _Source(None, df.index), spec, _label_table(spec), ids_from_text=False)
+    return _build(frame, Source(None, df.index), spec, _label_table(spec), ids_from_text=False)
 
 
 def as_dataset(data, what: str = "data", columns: ColumnSpec | None = None) -> SeriesDataset:
@@ -197,26 +187,9 @@ def _label_table(spec: ColumnSpec) -> pd.Series | None:
     return _read_label_table(spec.labels, spec.id_col, spec.label_col)
 
 
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Context:
-    """What error messages about merged rows need to name series, times and channels."""
-
-    src: _Source
-    names: list[str]
-    id_values: np.ndarray
-    axis: TimeAxis
-    duplicates: str
-
-    def time(self, t: float) -> str:
-        """A float time back in the user's units, for messages."""
-        user = self.axis.to_user(np.array([t]))[0]
-        return str(user) if self.axis.is_datetime else f"{float(user)!r}"
-
-
 def _build(
     frame: pd.DataFrame,
-    src: _Source,
+    src: Source,
     spec: ColumnSpec,
     label_table: pd.Series | None,
     *,
@@ -264,8 +237,8 @@ def _build(
     if len(frame) == 0:
         raise LatentODEError(f"{src.what} has a header but no data rows.")
 
-    id_code, id_values = _parse_ids(frame[id_col], src, id_col, ids_from_text)  # [N], [K]
-    times, axis, rank = _parse_times(frame[time_col], src, time_col, spec.time_unit)  # [N]
+    id_code, id_values = parse_ids(frame[id_col], src, id_col, ids_from_text)  # [N], [K]
+    times, axis, rank = parse_times(frame[time_col], src, time_col, spec.time_unit)  # [N]
     static_long: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     if format == "wide":
@@ -284,13 +257,13 @@ def _build(
                 "file needs one column per measured variable (or use format='long')."
             )
         values = np.column_stack(
-            [_parse_values(frame[c], src, f"column {c!r}") for c in names]
+            [parse_values(frame[c], src, f"column {c!r}") for c in names]
         )  # [N, C]
-        ctx = _Context(src, names, id_values, axis, duplicates)
-        ids, times, values, observed = _merge_rows(id_code, times, values, ctx, rank)
+        ctx = MergeContext(src, names, id_values, axis, duplicates)
+        ids, times, values, observed = merge_rows(id_code, times, values, ctx, rank)
     else:
-        var_code, var_names = _parse_variables(frame[variable_col], src, variable_col)
-        vals = _parse_values(frame[value_col], src, f"column {value_col!r}")  # [N]
+        var_code, var_names = parse_variables(frame[variable_col], src, variable_col)
+        vals = parse_values(frame[value_col], src, f"column {value_col!r}")  # [N]
         static_vars = [c for c in static_cols if c not in frame.columns]
         missing_static = [c for c in static_vars if c not in var_names]
         if missing_static:
@@ -317,15 +290,15 @@ def _build(
         position = {n: j for j, n in enumerate(names)}
         chan_of_var = np.array([position.get(v, -1) for v in var_names], dtype=np.int64)
         chan = chan_of_var[var_code]  # [N], -1 = not a channel
-        ctx = _Context(src, names, id_values, axis, duplicates)
+        ctx = MergeContext(src, names, id_values, axis, duplicates)
         use = (chan >= 0) & ~np.isnan(vals)  # [N] rows that observe a channel
         if use.all():
             cells = (id_code, times, chan, vals, None)
-            ids, times, values, observed = _to_grid(*cells, ctx, rank)
+            ids, times, values, observed = to_grid(*cells, ctx, rank)
         else:
             rows = np.flatnonzero(use)
             cells = (id_code[rows], times[rows], chan[rows], vals[rows], rows)
-            ids, times, values, observed = _to_grid(
+            ids, times, values, observed = to_grid(
                 *cells, ctx, None if rank is None else rank[rows]
             )
 
@@ -333,15 +306,15 @@ def _build(
     static = np.full((len(id_values), len(static_cols)), np.nan)  # [K, S]
     for j, c in enumerate(static_cols):
         if c in static_in_frame:
-            col = _parse_values(frame[c], src, f"static column {c!r}")
-            static[:, j] = _per_series_constant(col, id_code, None, c, ctx)
+            col = parse_values(frame[c], src, f"static column {c!r}")
+            static[:, j] = per_series_constant(col, id_code, None, c, ctx)
         else:
             rows, col = static_long[c]
-            static[:, j] = _per_series_constant(col, id_code[rows], rows, c, ctx)
+            static[:, j] = per_series_constant(col, id_code[rows], rows, c, ctx)
     label_name, label = label_col, None
     if label_col is not None:
-        col = _parse_values(frame[label_col], src, f"label column {label_col!r}")
-        label = _per_series_constant(col, id_code, None, label_col, ctx)
+        col = parse_values(frame[label_col], src, f"label column {label_col!r}")
+        label = per_series_constant(col, id_code, None, label_col, ctx)
     elif label_table is not None:
         label_name = str(label_table.name)
         label = _match_labels(label_table, id_values)
@@ -363,7 +336,7 @@ def _build(
     if (empty_series.size or empty_chans.size) and not spec.drop_empty:
         parts = []
         if empty_series.size:
-            shown = ", ".join(repr(_py(id_values[i])) for i in empty_series[:5])
+            shown = ", ".join(repr(as_python(id_values[i])) for i in empty_series[:5])
             more = ", ..." if empty_series.size > 5 else ""
             parts.append(f"{empty_series.size} series with no observed value ({shown}{more})")
         if empty_chans.size:
@@ -387,7 +360,7 @@ def _build(
     bounds = np.r_[0, np.cumsum(counts)]
     series_list = [
         Series(
-            _py(id_values[k]),
+            as_python(id_values[k]),
             times[bounds[k] : bounds[k + 1]],
             values[bounds[k] : bounds[k + 1]],
             observed[bounds[k] : bounds[k + 1]],
@@ -408,433 +381,11 @@ def _build(
     )
 
 
-def _py(x):
-    """numpy scalar → Python scalar (ids stay hashable and print nicely)."""
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
-    """Column [N] → (code [N] int64, -1 = missing; distinct values [K]).
-
-    Files are usually grouped by id and time, so equal values come in runs: hashing only
-    the first value of each run is several times faster than hashing every row.
-    """
-    arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
-    if arr.dtype == object and len(arr) > 1:
-        try:
-            sample = arr[:1000]
-            if np.count_nonzero(sample[1:] != sample[:-1]) < len(sample) // 2:
-                heads = np.flatnonzero(np.r_[True, arr[1:] != arr[:-1]])
-                if len(heads) < len(arr) // 2:
-                    codes, uniques = pd.factorize(arr[heads])
-                    return np.repeat(codes, np.diff(np.r_[heads, len(arr)])), np.asarray(uniques)
-        except (TypeError, ValueError):  # cells that do not compare (pd.NA, arrays)
-            pass
-    codes, uniques = pd.factorize(arr)
-    return codes, np.asarray(uniques)
-
-
-def _sorted_codes(codes: np.ndarray, uniques) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into ``uniques`` → codes into the sorted distinct values (equal values merge)."""
-    codes2, distinct = pd.factorize(np.asarray(uniques))
-    codes = codes2[codes]
-    distinct = np.asarray(distinct)
-    order = np.argsort(distinct, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[codes], distinct[order]
-
-
-def _parse_ids(col: pd.Series, src: _Source, name: str, from_text: bool):
-    """Id column → (code [N] int64, id values [K] sorted): series k has id ``values[k]``.
-
-    Ids read from text stay strings ("007") unless every id is a plain integer; numeric
-    ids in a DataFrame stay numbers (integers when whole). The work is done once per
-    distinct id, not once per row. A missing or blank id raises.
-    """
-    if not from_text and isinstance(col.dtype, pd.CategoricalDtype):
-        col = col.astype(object)
-    if not from_text and col.dtype == object:
-        col = col.infer_objects()
-    dtype = col.dtype
-    numeric = not from_text and (
-        pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype)
-    )
-    if numeric:
-        missing = col.isna().to_numpy()
-    else:
-        codes, uniques = _factorize(col)
-        text = np.array([str(u).strip() for u in uniques], dtype=object)
-        missing = codes < 0
-        if len(text) and (text == "").any():
-            missing |= (text == "")[codes] & ~missing
-    if missing.any():
-        pos = int(np.flatnonzero(missing)[0])
-        raise LatentODEError(
-            f"{src.row(pos)}: missing series id in column {name!r} "
-            f"({int(missing.sum())} row(s) without an id). Every row needs an id."
-        )
-    if not numeric:
-        if from_text and all(_INT_ID.fullmatch(t) and len(t) <= 18 for t in text):
-            return _sorted_codes(codes, text.astype(np.int64))
-        return _sorted_codes(codes, text)
-    if pd.api.types.is_integer_dtype(dtype):
-        big = pd.api.types.is_unsigned_integer_dtype(dtype) and col.max() > np.iinfo(np.int64).max
-        arr = col.to_numpy(dtype=np.uint64 if big else np.int64)
-    else:
-        arr = col.to_numpy(dtype=np.float64)
-        if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.all(abs(arr) < 2**53):
-            arr = arr.astype(np.int64)
-    codes, uniques = _factorize(arr)
-    return _sorted_codes(codes, uniques)
-
-
-def _parse_variables(col: pd.Series, src: _Source, name: str) -> tuple[np.ndarray, list[str]]:
-    """Long format's variable-name column → (code [N], names); a name is the cell's text."""
-    codes, uniques = _factorize(col)
-    if (codes < 0).any():
-        pos = int(np.flatnonzero(codes < 0)[0])
-        raise LatentODEError(f"{src.row(pos)}: missing variable name in column {name!r}.")
-    codes2, distinct = pd.factorize(np.array([str(u) for u in uniques], dtype=object))
-    return codes2[codes], [str(d) for d in distinct]
-
-
-def _parse_times(col: pd.Series, src: _Source, name: str, unit: str):
-    """Time column → (float64 [N] in ``unit``, TimeAxis, int64 rank [N] of each time or None).
-
-    Every row needs a finite time. Numbers stay numbers; text is parsed once per distinct
-    value, as numbers if every value is one, else as datetimes (ISO 8601 first, then any
-    format pandas recognises). The rank (equal times, equal rank) comes for free from the
-    distinct values and spares a sort of all rows when they need ordering.
-    """
-    rank = None
-    if pd.api.types.is_bool_dtype(col.dtype):
-        raise LatentODEError(f"time column {name!r} holds True/False, not times.")
-    if pd.api.types.is_timedelta64_dtype(col.dtype):
-        ns = col.to_numpy(dtype="timedelta64[ns]").astype(np.int64).astype(np.float64)
-        times = np.where(col.isna().to_numpy(), np.nan, ns / UNIT_NANOSECONDS[unit])
-        axis = TimeAxis(unit=unit)
-    elif pd.api.types.is_datetime64_any_dtype(col.dtype):
-        times, axis = _datetimes_to_float(col, src, name, unit)
-    elif pd.api.types.is_numeric_dtype(col.dtype):
-        times, axis = col.to_numpy(dtype=np.float64, na_value=np.nan), TimeAxis(unit=unit)
-    else:
-        codes, uniques = _factorize(col)  # code -1 = missing
-        uniques = pd.Series(np.asarray(uniques, dtype=object))
-        as_num = _all_numbers(uniques)
-        if as_num is not None:
-            times_u, axis = as_num, TimeAxis(unit=unit)
-        else:
-            dt = _text_to_datetimes(uniques, codes, src, name)
-            bad_u = dt.isna().to_numpy()
-            if bad_u.any():
-                num_ok_u = np.array([_number(u) is not None for u in uniques], dtype=bool)
-                present = codes >= 0
-                # report the rows that fail under the reading that fits most rows
-                n_num = np.count_nonzero(num_ok_u[codes] & present)
-                n_dt = np.count_nonzero(~bad_u[codes] & present)
-                numeric_wins = n_num > n_dt
-                bad = present & ~(num_ok_u if numeric_wins else ~bad_u)[codes]
-                pos = int(np.flatnonzero(bad)[0])
-                kind = "a number" if numeric_wins else "a date/time"
-                raise LatentODEError(
-                    f"{src.row(pos)}: cannot read time {col.iloc[pos]!r} in column {name!r} as "
-                    f"{kind} ({int(bad.sum())} such row(s)); use numbers (e.g. hours) or ISO "
-                    "datetimes like 2024-01-31 13:45, the same kind in every row."
-                )
-            times_u, axis = _datetimes_to_float(dt, src, name, unit, codes)
-        times = times_u[codes] if len(times_u) else np.full(len(col), np.nan)
-        times[codes < 0] = np.nan
-        if len(times_u):
-            rank = np.unique(times_u, return_inverse=True)[1][codes]
-    missing = np.isnan(times)
-    if missing.any():
-        pos = int(np.flatnonzero(missing)[0])
-        raise LatentODEError(
-            f"{src.row(pos)}: missing time in column {name!r} ({int(missing.sum())} row(s)). "
-            "Every row needs a time."
-        )
-    inf = np.isinf(times)
-    if inf.any():
-        pos = int(np.flatnonzero(inf)[0])
-        raise LatentODEError(
-            f"{src.row(pos)}: infinite time {_py(col.iloc[pos])!r} in column {name!r}; every time "
-            "must be a finite number or a datetime."
-        )
-    return times, axis, rank
-
-
-def _all_numbers(text: pd.Series) -> np.ndarray | None:
-    """Distinct time values → float64 if every one reads as a number, else None."""
-    try:
-        return text.to_numpy(dtype=str).astype(np.float64)
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
-def _number(value) -> float | None:
-    """One time value → its number (as the fast path reads it), or None."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    try:
-        return float(np.array([str(value)]).astype(np.float64)[0])
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
-_TZ_SUFFIX = re.compile(r".*(?:[+-]\d\d:?\d\d|Z|UTC|GMT)\s*$")
-
-
-def _text_to_datetimes(text: pd.Series, codes: np.ndarray, src: _Source, name: str) -> pd.Series:
-    """Distinct time values → datetimes (NaT where unreadable).
-
-    One UTC offset (or none) keeps its time zone; several offsets (e.g. both sides of a
-    daylight-saving change) are converted to UTC. Mixing times with and without an
-    offset raises.
-    """
-    if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
-        # numbers are no datetimes here (pandas would read them as since-1970 offsets)
-        number = np.array([isinstance(t, (int, float, np.number)) for t in text], dtype=bool)
-        text = text.where(~number, None)
-    dt = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for utc in (False, True):
-            for fmt in ("ISO8601", "mixed"):
-                try:
-                    dt = pd.to_datetime(text, errors="coerce", format=fmt, utc=utc)
-                except (ValueError, TypeError, OverflowError):
-                    continue
-                if dt.notna().all():
-                    break
-            if dt is not None and dt.notna().all():
-                break
-    if dt is None:
-        return pd.Series(pd.NaT, index=text.index)
-    if utc and dt.notna().all():
-        aware = text.astype(str).str.fullmatch(_TZ_SUFFIX).to_numpy(dtype=bool)
-        if not aware.all():
-            pos = int(np.flatnonzero(~aware[codes] & (codes >= 0))[0])
-            raise LatentODEError(
-                f"{src.row(pos)}: time {text[codes[pos]]!r} in column {name!r} has no "
-                f"time zone but others do (e.g. {text[int(np.flatnonzero(aware)[0])]!r}); "
-                "give every time a UTC offset, or none."
-            )
-    return dt
-
-
-def _datetimes_to_float(dt: pd.Series, src: _Source, name: str, unit: str, codes=None):
-    """datetimes_to_float, with an error naming the row for dates pandas cannot hold in ns.
-
-    ``dt`` holds one datetime per row, or per distinct value when ``codes`` [N] maps rows
-    to them (-1 = missing).
-    """
-    year = dt.dt.year.to_numpy(dtype=np.float64, na_value=np.nan)
-    out_of_range = (year < 1678) | (year > 2261)
-    if codes is not None:
-        out_of_range = out_of_range[codes] & (codes >= 0) if len(year) else codes < -1
-    if out_of_range.any():
-        pos = int(np.flatnonzero(out_of_range)[0])
-        shown = dt.iloc[pos if codes is None else codes[pos]]
-        raise LatentODEError(
-            f"{src.row(pos)}: time {shown} in column {name!r} is outside the years "
-            "1678-2261 that datetimes can hold; shift the dates or give times as numbers."
-        )
-    return datetimes_to_float(dt, unit)
-
-
-def _parse_values(col: pd.Series, src: _Source, what: str) -> np.ndarray:
-    """A column → float64 [N] (NaN = not observed); text or inf raise with row and value."""
-    if pd.api.types.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_complex_dtype(col.dtype):
-        raise LatentODEError(f"{what} holds complex numbers; give real numbers.")
-    if pd.api.types.is_numeric_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
-        arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        cells = col.astype(object).where(col.notna(), None)
-        try:
-            arr = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            arr = np.array([_to_float(c) for c in cells], dtype=np.float64)
-        bad = np.isnan(arr) & col.notna().to_numpy()
-        if bad.any():
-            # spaces-only cells are empty, not text
-            blank = np.array([isinstance(c, str) and not c.strip() for c in cells[bad]])
-            if not blank.all():
-                pos = int(np.flatnonzero(bad)[np.flatnonzero(~blank)[0]])
-                raise LatentODEError(
-                    f"{src.row(pos)}: {what} holds the text {cells.iloc[pos]!r}, not a number "
-                    f"({int(bad.sum() - blank.sum())} such cell(s)). Leave a cell empty for "
-                    "'not observed', fix the value, or leave the column out with channels=."
-                )
-    inf = np.isinf(arr)
-    if inf.any():
-        pos = int(np.flatnonzero(inf)[0])
-        raise LatentODEError(
-            f"{src.row(pos)}: {what} holds an infinite value ({_py(col.iloc[pos])!r}); "
-            "replace it with a finite number or leave the cell empty."
-        )
-    return arr
-
-
-def _to_float(cell) -> float:
-    try:
-        return float(pd.to_numeric(cell))
-    except (TypeError, ValueError):
-        return np.nan
-
-
-def _by_time(ids: np.ndarray, times: np.ndarray, rank=None):
-    """Rows [N] → (order, ids [N], times [N], first [N]) sorted by (id, time).
-
-    ``order`` is the stable permutation applied, or None when the rows were already in
-    order (the usual case); ``first`` marks the rows that start a new (id, time).
-    ``rank``: see _stable_order.
-    """
-    if len(ids) == 0:
-        return None, ids, times, np.zeros(0, dtype=bool)
-    order = None
-    step = np.diff(ids)
-    if not np.all((step > 0) | ((step == 0) & (times[1:] >= times[:-1]))):
-        order = _stable_order(ids, times, rank)
-        ids, times = ids[order], times[order]
-        step = np.diff(ids)
-    first = np.empty(len(ids), dtype=bool)
-    first[0] = True
-    np.not_equal(step, 0, out=first[1:])
-    first[1:] |= times[1:] != times[:-1]
-    return order, ids, times, first
-
-
-def _stable_order(ids: np.ndarray, times: np.ndarray, rank=None) -> np.ndarray:
-    """Stable argsort by (id code, time): one sort of unique int64 keys, several times
-    faster than ``np.lexsort`` on a million rows. ``rank`` [N]: the times' ranks, if known."""
-    n = len(ids)
-    if rank is None:
-        rank = np.unique(times, return_inverse=True)[1]  # [N]
-    n_times, n_ids = int(rank.max()) + 1, int(ids.max()) + 1
-    if n_ids * n_times * n >= 2**62:
-        return np.lexsort((times, ids))
-    key = (ids.astype(np.int64) * n_times + rank) * n + np.arange(n)  # unique: row breaks ties
-    return np.argsort(key)
-
-
-def _merge_rows(ids, times, values, ctx: _Context, rank=None):
-    """Wide rows → sorted by (id, time), rows with the same (id, time) merged per channel.
-
-    Returns ids [R], times [R], values [R, C] and the observed mask [R, C].
-    """
-    order, ids, times, first = _by_time(ids, times, rank)
-    rows = np.arange(len(ids)) if order is None else order
-    if order is not None:
-        values = values[order]
-    observed = ~np.isnan(values)  # [R, C]
-    if first.all():
-        return ids, times, values, observed
-    r, c = np.nonzero(observed)  # every observed cell, in (id, time) order
-    return _to_grid(ids[r], times[r], c, values[r, c], rows[r], ctx)
-
-
-def _to_grid(ids, times, chan, vals, rows, ctx: _Context, rank=None):
-    """Observed cells (id, time, channel, value) [N] → one row per (id, time).
-
-    Returns ids [R], times [R], values [R, C] (NaN where not observed) and the observed
-    mask [R, C], sorted by (id, time). Several values for one cell are merged by
-    ``ctx.duplicates``; ``rows`` [N] are the cells' source rows, for error messages (None:
-    row i is cell i).
-    """
-    order, ids, times, first_of_key = _by_time(ids, times, rank)
-    if order is not None:
-        chan, vals = chan[order], vals[order]
-        rows = order if rows is None else rows[order]
-    heads = np.flatnonzero(first_of_key)  # [R] first cell of each output row
-    key = np.cumsum(first_of_key) - 1  # [N] output row of each cell
-    n_chan = len(ctx.names)
-    out = np.full((len(heads), n_chan), np.nan)  # [R, C]
-    cell = key * n_chan + chan
-    flat = out.reshape(-1)
-    flat[cell] = vals
-    observed = np.zeros(out.shape, dtype=bool)  # [R, C]
-    observed.reshape(-1)[cell] = True
-    if np.count_nonzero(observed) != len(cell):  # some cell was written twice
-        if rows is None:
-            rows = np.arange(len(ids))
-        by_cell = np.argsort(cell, kind="stable")  # keeps file order within a cell
-        cell, vals, rows = cell[by_cell], vals[by_cell], rows[by_cell]
-        first = np.r_[True, cell[1:] != cell[:-1]]
-        group = np.cumsum(first) - 1
-
-        def conflict(g: int):
-            members = np.flatnonzero(group == g)
-            where = ", ".join(ctx.src.row(int(rows[m])) for m in members[:3])
-            k, c = divmod(int(cell[members[0]]), n_chan)
-            i = heads[k]
-            raise LatentODEError(
-                f"conflicting duplicate rows for series {_py(ctx.id_values[ids[i]])!r} at time "
-                f"{ctx.time(times[i])}, channel {ctx.names[c]!r}: values "
-                f"{', '.join(f'{v:g}' for v in vals[members[:3]])} ({where}). Remove the "
-                "duplicates or pass duplicates='mean', 'first' or 'last'."
-            )
-
-        flat[cell[first]] = _reduce_duplicates(vals, group, ctx.duplicates, conflict)
-    return ids[heads], times[heads], out, observed
-
-
-def _reduce_duplicates(vals: np.ndarray, group: np.ndarray, policy: str, on_conflict) -> np.ndarray:
-    """Values [N] in sorted groups [N] → one value per group under ``policy``."""
-    n = int(group[-1]) + 1
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    lo = np.minimum.reduceat(vals, starts)
-    hi = np.maximum.reduceat(vals, starts)
-    conflict = np.flatnonzero(lo != hi)
-    if conflict.size and policy == "error":
-        on_conflict(int(conflict[0]))
-    if policy == "mean":
-        count = np.bincount(group, minlength=n)
-        mean = np.bincount(group, weights=vals, minlength=n) / count
-        over = ~np.isfinite(mean)  # the sum overflowed (values near 1e308): divide first
-        if over.any():
-            mean[over] = np.bincount(group, weights=vals / count[group], minlength=n)[over]
-        return mean
-    if policy == "last":
-        ends = np.r_[starts[1:], len(vals)] - 1
-        return vals[ends]
-    return vals[starts]  # "first", or "error" with no conflict (all equal)
-
-
-def _per_series_constant(col, codes, rows, name, ctx: _Context) -> np.ndarray:
-    """Per-row values [N] (series ``codes`` [N]) that must agree within a series → [K].
-
-    NaN means unknown and is ignored; ``rows`` [N] are the source rows (None: 0..N-1).
-    """
-    out = np.full(len(ctx.id_values), np.nan)
-    obs = ~np.isnan(col)
-    if not obs.any():
-        return out
-    lo = np.full(len(out), np.inf)
-    hi = np.full(len(out), -np.inf)
-    np.minimum.at(lo, codes[obs], col[obs])
-    np.maximum.at(hi, codes[obs], col[obs])
-    varies = np.flatnonzero(np.isfinite(lo) & (lo != hi))
-    if varies.size:
-        k = int(varies[0])
-        pos = int(np.flatnonzero(obs & (codes == k) & (col != lo[k]))[0])
-        row = ctx.src.row(int(pos if rows is None else rows[pos]))
-        raise LatentODEError(
-            f"{name!r} must be constant within a series, but series {_py(ctx.id_values[k])!r} "
-            f"has values {lo[k]:g} and {hi[k]:g} (e.g. {row}). Make it one value per series."
-        )
-    has = np.isfinite(lo)
-    out[has] = lo[has]
-    return out
-
-
 def _match_labels(table: pd.Series, id_values: np.ndarray) -> np.ndarray:
     """Labels indexed by id → float [K] per series (NaN: no label); ids match as text."""
-    keys = pd.Index([str(_py(i)) for i in table.index])
-    pos = keys.get_indexer(pd.Index([str(_py(i)) for i in id_values]))  # [K], -1 = none
-    unknown = ~keys.isin([str(_py(i)) for i in id_values])
+    keys = pd.Index([str(as_python(i)) for i in table.index])
+    pos = keys.get_indexer(pd.Index([str(as_python(i)) for i in id_values]))  # [K], -1 = none
+    unknown = ~keys.isin([str(as_python(i)) for i in id_values])
     if unknown.any():
         warnings.warn(
             f"{int(unknown.sum())} label(s) belong to ids not in the data and were not used "
@@ -872,10 +423,12 @@ def _read_label_table(labels, id_col: str, label_col: str | None) -> pd.Series:
         raise LatentODEError(
             f"{what} must have the id column and one label column; it has {list(table.columns)}."
         )
-    src = _Source(None if isinstance(labels, pd.DataFrame) else what, table.index)
-    codes, ids = _parse_ids(table[id_col], src, id_col, not isinstance(labels, pd.DataFrame))
-    vals = _parse_values(table[col], src, f"label column {col!r}")
-    out = pd.Series(vals, index=pd.Index([_py(ids[k]) for k in codes], dtype=object), name=str(col))
+    src = Source(None if isinstance(labels, pd.DataFrame) else what, table.index)
+    codes, ids = parse_ids(table[id_col], src, id_col, not isinstance(labels, pd.DataFrame))
+    vals = parse_values(table[col], src, f"label column {col!r}")
+    out = pd.Series(
+        vals, index=pd.Index([as_python(ids[k]) for k in codes], dtype=object), name=str(col)
+    )
     if out.index.has_duplicates:
         dup = out.index[out.index.duplicated()][0]
         raise LatentODEError(f"{what} has more than one label for id {dup!r}.")

@@ -23,15 +23,8 @@ import pandas as pd
 
 from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
-from latentode.data.io import (
-    _build,
-    _check_path,
-    _csv_errors,
-    _csv_options,
-    _label_table,
-    _py,
-    _Source,
-)
+from latentode.data.io import _build, _check_path, _csv_errors, _csv_options, _label_table
+from latentode.data.parse import Source, as_python
 from latentode.errors import LatentODEError
 
 #: rows pandas parses at a time (memory ~ this many rows + one chunk's rows)
@@ -39,7 +32,7 @@ ROWS_PER_READ = 20_000
 
 
 @dataclass(frozen=True)
-class _FileBlock(_Source):
+class _FileBlock(Source):
     """Rows of a file that start at data row ``first_row`` (0 = the line after the header)."""
 
     first_row: int = 0
@@ -114,7 +107,7 @@ class _Chunks:
         self.n_series = 0
         self.labels = labels
         if labels is not None:
-            self.label_pos = {str(_py(i)): k for k, i in enumerate(labels.index)}
+            self.label_pos = {str(as_python(i)): k for k, i in enumerate(labels.index)}
             self.label_used = np.zeros(len(labels), dtype=bool)
 
     def run(self) -> Iterator[SeriesDataset]:
