@@ -78,22 +78,33 @@ def data():
     return {"train": _frame(10, seed=0), "val": _frame(3, seed=1, first_id=50)}
 
 
-@pytest.fixture(scope="module")
-def fitted(data, tmp_path_factory):
-    """The main model: fitted from DataFrames with column kwargs and an explicit val."""
+def _fit_main(data, log_dir, **params):
     torch.set_num_threads(1)
-    model = lo.LatentODE(**TINY)
+    model = lo.LatentODE(**TINY, **params)
     out = model.fit(
         data["train"],
         val=data["val"],
         max_epochs=2,
-        log_dir=tmp_path_factory.mktemp("main"),
+        log_dir=log_dir,
         id_col="sid",
         time_col="t",
         **FIT,
     )
     assert out is model
     return model
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    """The main model: fitted from DataFrames with column kwargs and an explicit val."""
+    return _fit_main(data, tmp_path_factory.mktemp("main"))
+
+
+@pytest.fixture(scope="module")
+def plain(data, tmp_path_factory):
+    """The main model without the residual process (the paper's i.i.d. noise): its
+    predictive std is never below the observation noise, even next to a context point."""
+    return _fit_main(data, tmp_path_factory.mktemp("plain"), residual=False)
 
 
 @pytest.fixture(scope="module")
@@ -227,10 +238,10 @@ def test_fit_without_val_holds_out_and_says_so(caplog, tmp_path) -> None:
 
 
 # ---- predict -----------------------------------------------------------------------------
-def test_predict_columns_rows_and_units(fitted, data) -> None:
+def test_predict_columns_rows_and_units(plain, data) -> None:
     ctx = data["val"]
     times = [-1.0, 0.55, 2.0, 7.5]  # before, between and after the observed window
-    pred = fitted.predict(ctx, times=times)
+    pred = plain.predict(ctx, times=times)
     assert list(pred.columns) == ["sid", "t", "a", "a_std", "b", "b_std"]
     ids = sorted(ctx["sid"].unique())
     assert len(pred) == len(ids) * len(times)

@@ -185,3 +185,34 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
     np.testing.assert_allclose(out["mean"].numpy(), path_q + shift, atol=1e-6)
     want_std = np.sqrt(var + np.asarray(PROCESS.noise))
     np.testing.assert_allclose(out["noise_std"].numpy(), want_std, rtol=1e-6)
+
+
+def test_fit_residual_pads_batches_and_recovers_the_simulated_process():
+    """fit_residual on batches of different widths (whole series as targets) around a
+    known path (a stub network returns sin(t) as every sample's path): the residual
+    process it fits is the one the series were simulated from."""
+    from latentode.data.batching import collate
+    from latentode.data.dataset import make_series
+    from latentode.data.scaling import Scaler
+    from latentode.models import fit_residual
+
+    class KnownPath(torch.nn.Module):
+        def sample(self, batch, n_samples, generator=None):
+            path = torch.sin(batch.target_times).unsqueeze(-1)  # [B, T', 1]
+            return {"mean": path.expand(n_samples, -1, -1, -1)}
+
+    scaler = Scaler((0.0,), (1.0,), 1.0)
+    batches = []
+    for k, n_t in enumerate([12, 20, 30]):  # three batch widths
+        times, r, _ = _simulate("matern32", v=0.4, ell=0.3, n=0.02, n_b=60, n_t=n_t, seed=10 + k)
+        series = []
+        for i, (t, r_i) in enumerate(zip(times.numpy(), r.numpy())):
+            t = t - t[0]  # model time 0 at the first (context) point, where the path starts
+            series.append(make_series(i, t, np.sin(t)[:, None] + r_i))
+        contexts = [s.take(np.arange(len(s)) % 2 == 0) for s in series]
+        batches.append(collate(contexts, scaler, series, dtype=torch.float64))
+    fitted = fit_residual(KnownPath(), batches, n_samples=2)
+    assert fitted.kernel == ("matern32",)
+    assert fitted.variance[0] == pytest.approx(0.4, rel=0.3)
+    assert fitted.lengthscale[0] == pytest.approx(0.3, rel=0.35)
+    assert fitted.noise[0] == pytest.approx(0.02, rel=0.5)

@@ -158,3 +158,20 @@ class SeriesDataModule(L.LightningDataModule):
         if self._val is None:
             return []
         return DataLoader(self._val, batch_size=self.batch_size, collate_fn=self._collate)
+
+    def residual_dataloader(self, draws: int = 3) -> DataLoader:
+        """Batches of (context, whole series) pairs for fitting the residual process
+        after training: ``draws`` training-task contexts of each validation series (of
+        each training series when there is no validation data), seeded.
+
+        The targets are whole series, so a batch's residuals cover both what its
+        context saw and what it hid, as at prediction time.
+        """
+        self.setup("fit")
+        series = self.val_data if self.val_data is not None else self.train_data
+        series = series[[i for i, s in enumerate(series) if len(s) >= 2]]
+        pairs = []
+        for k in range(draws):
+            rng = np.random.default_rng([self.seed, k, 0x5E51D])
+            pairs.extend((make_example(s, self.task, rng), s) for s in series)
+        return DataLoader(pairs, batch_size=max(self.batch_size, 64), collate_fn=self._collate)

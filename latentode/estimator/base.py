@@ -315,8 +315,11 @@ class SeriesEstimator(BaseEstimator):
         **solver_override,
     ) -> pd.DataFrame:
         """Posterior trajectory samples: one row per (id, time, sample) with a column per
-        channel, in original units (``with_noise=True`` adds observation noise).
-        ``horizon``: as :meth:`predict`."""
+        channel, in original units. With a residual process (``residual=True``) each
+        trajectory is its latent path plus the residual's conditional mean given the
+        context. ``with_noise=True`` adds independent Gaussian noise at each time: the
+        observation noise (with a residual process: the residual's conditional std,
+        which does not correlate the noise across times). ``horizon``: as :meth:`predict`."""
         state, draws = self._draw(
             context, times, n_samples, seed, batch_size, horizon, **solver_override
         )

@@ -34,6 +34,14 @@ class LatentODE(SeriesEstimator):
         poisson: also model *when* values are observed (Poisson intensity head).
         classify: learn the dataset's per-series label from z0 (``"auto"``: when the
             training data has labels).
+        noise_std, learn_noise: initial observation-noise std per channel (scaled
+            units) and whether training learns it.
+        residual: after training, fit a residual process per channel (an
+            Ornstein-Uhlenbeck or Matérn-3/2 Gaussian process in time, chosen and fitted
+            by marginal likelihood on held-out series) and condition every prediction
+            on the context's residuals from the latent path: deviations that persist in
+            time carry over to nearby query times, and fade back to the path far away.
+            ``False``: the paper's model, with i.i.d. observation noise only.
         solver, rtol, atol, step_size, adjoint: the latent ODE solver (torchdiffeq
             method name; ``adjoint=True`` for constant-memory gradients).
         n_grid: read-out grid points over a batch's time span.
@@ -63,6 +71,7 @@ class LatentODE(SeriesEstimator):
         classify: bool | str = "auto",
         noise_std: float = 0.1,
         learn_noise: bool = True,
+        residual: bool = True,
         solver: str = "dopri5",
         rtol: float = 1e-3,
         atol: float = 1e-4,
@@ -90,6 +99,7 @@ class LatentODE(SeriesEstimator):
         self.classify = classify
         self.noise_std = noise_std
         self.learn_noise = learn_noise
+        self.residual = residual
         self.solver = solver
         self.rtol = rtol
         self.atol = atol

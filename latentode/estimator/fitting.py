@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
@@ -26,6 +27,7 @@ from latentode.estimator.model_file import FittedState
 from latentode.estimator.queries import is_int
 from latentode.estimator.summaries import check_channel_names
 from latentode.estimator.training_run import RunSettings, resume_point, run_training
+from latentode.models import ResidualProcess, fit_residual
 
 
 def fit_state(
@@ -105,7 +107,19 @@ def fit_state(
         best_checkpoint=outcome.best_checkpoint,
         interrupted=outcome.interrupted,
     )
+    state = replace(state, residual=_fit_residual(estimator, state, datamodule))
     return replace(state, interval_scale=_calibrate(estimator, state, datamodule))
+
+
+def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess | None:
+    """The residual process of the trained network (``residual=True`` estimators only),
+    fitted by marginal likelihood on training-task contexts of the validation series (of
+    the training series without validation data): see :mod:`latentode.models.residual_fit`.
+    """
+    if not getattr(estimator, "residual", False):
+        return None
+    gen = torch.Generator().manual_seed(estimator.seed)
+    return fit_residual(state.network, datamodule.residual_dataloader(), generator=gen)
 
 
 def _calibrate(estimator, state: FittedState, datamodule) -> tuple[float, ...]:

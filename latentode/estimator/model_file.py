@@ -23,7 +23,7 @@ from latentode import __version__
 from latentode.data.scaling import Scaler, StaticScaler
 from latentode.data.schema import DataSchema
 from latentode.errors import LatentODEError
-from latentode.models import build_network
+from latentode.models import ResidualProcess, build_network
 
 FILE_FORMAT = "latentode-model"
 FILE_FORMAT_VERSION = 1
@@ -48,6 +48,8 @@ class FittedState:
         history: per-epoch training metrics (one row per epoch).
         log_dir, best_checkpoint: where fit wrote its logs and its best checkpoint.
         interrupted: whether training was stopped by Ctrl-C.
+        residual: the residual process fitted after training (scaled units, model
+            time; see :mod:`latentode.nn.residual_process`), or None.
     """
 
     kind: str
@@ -61,6 +63,7 @@ class FittedState:
     log_dir: str | None = None
     best_checkpoint: str | None = None
     interrupted: bool = False
+    residual: ResidualProcess | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The estimator's fitted attributes: each field as ``<name>_``, the schema's
@@ -115,6 +118,7 @@ def write_model_file(path: str | os.PathLike, state: FittedState, estimator: str
         "log_dir": state.log_dir,
         "best_checkpoint": state.best_checkpoint,
         "interrupted": bool(state.interrupted),
+        "residual": None if state.residual is None else state.residual.to_dict(),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.network.state_dict().items()}
     path = Path(path)
@@ -153,12 +157,21 @@ def read_model_file(path: str | os.PathLike) -> tuple[str, dict, FittedState]:
             log_dir=header.get("log_dir"),
             best_checkpoint=header.get("best_checkpoint"),
             interrupted=bool(header.get("interrupted", False)),
+            residual=_residual_from(header.get("residual")),
         )
     except (TypeError, KeyError, IndexError, ValueError, RuntimeError) as err:
         raise LatentODEError(
             f"{path} does not match this latentode version's model ({err})."
         ) from None
     return header.get("estimator"), header["params"], state
+
+
+def _residual_from(value) -> ResidualProcess | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"residual must be a mapping, got {type(value).__name__}")
+    return ResidualProcess.from_dict(value)
 
 
 def _read_header_and_tensors(path: Path) -> tuple[dict, dict]:

@@ -9,7 +9,8 @@ can be inserted between them (e.g. a post-processing step on the samples):
    a dataset on the model's channels and time unit;
 2. :func:`~latentode.estimator.queries.query_targets`: the query times per series;
 3. :func:`batches`: padded, scaled tensors (the data layer's ``collate``);
-4. :func:`sample_network`: posterior draws at the query times, in scaled units.
+4. :func:`sample_network`: posterior draws at the query times, in scaled units (each
+   path conditioned on its context's residuals when the model has a residual process).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class Draws:
     Attributes:
         context: the conformed context.
         chunks: per batch, its target series and the network's outputs (``mean``
-            [S, B, T', C], ``noise_std`` [C], and ``z`` [S, B, T', L],
-            ``log_intensity``, ``label_logits`` where the network has them).
+            [S, B, T', C], ``noise_std`` [C] (with a residual process [B, T', C]), ``z``
+            [S, B, T', L], and ``log_intensity``, ``label_logits`` where the network has
+            them).
         nfe: the solver's function evaluations over every batch (None: not counted).
         generator: the seeded generator the draws came from (summaries draw noise from
             it after the network, so a seed gives one result).
@@ -104,8 +106,10 @@ def sample_network(
     net = state.network
     counter = nfe_counter(getattr(net, "dynamics", None))
     nfe0 = counter.total if counter is not None else 0
+    # the residual process, when fitted, conditions each path on its context's residuals
+    extra = {} if state.residual is None else {"residual": state.residual}
     chunks = [
-        (part, net.sample(batch, n_samples, generator=gen, solver=solver))
+        (part, net.sample(batch, n_samples, generator=gen, solver=solver, **extra))
         for part, batch in batches(state, ds, targets, batch_size)
     ]
     nfe = (counter.total - nfe0) if counter is not None else None

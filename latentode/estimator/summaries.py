@@ -55,7 +55,7 @@ def predictive_summary(
     means, stds, qs, times, ids = [], [], [], [], []
     for targets, out in draws.chunks:
         mu = out["mean"]  # [S, B, T', C]
-        noise = out["noise_std"]  # [C]
+        noise = out["noise_std"]  # [C], or [B, T', C] with a residual process
         pred_mean = mu.mean(0)  # [B, T', C]
         pred_std = (mu.var(0, unbiased=False) + noise**2).sqrt()
         if quantiles:

@@ -3,7 +3,8 @@
 ``build_network(kind, config)`` is how every caller makes a network, so a saved model
 file or a checkpoint names its network by ``kind`` and plain-typed ``config`` only.
 The solver settings the networks take (``SolverConfig``, ``ADAPTIVE_METHODS``) and
-their function-evaluation counter (``nfe_counter``) are re-exported for the estimator.
+their function-evaluation counter (``nfe_counter``) are re-exported for the estimator, as
+are the residual process (``ResidualProcess``) and its fit after training (``fit_residual``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from torch import nn
 from latentode.errors import LatentODEError
 from latentode.models.latent_ode import LatentODEConfig, LatentODENet
 from latentode.models.odernn import AutoregressiveConfig, AutoregressiveNet
+from latentode.models.residual_fit import fit_residual
+from latentode.nn.residual_process import ResidualProcess
 from latentode.nn.solve import ADAPTIVE_METHODS, SolverConfig, nfe_counter
 
 NETWORKS: dict[str, type[nn.Module]] = {
@@ -35,7 +38,9 @@ __all__ = [
     "AutoregressiveNet",
     "LatentODEConfig",
     "LatentODENet",
+    "ResidualProcess",
     "SolverConfig",
     "build_network",
+    "fit_residual",
     "nfe_counter",
 ]
