@@ -547,7 +547,11 @@ half_width = float(((auc["high"] - auc["low"]) / 2).mean())
 overlap = auc.loc[names[0], "high"] >= auc.loc[names[1], "low"] and (
     auc.loc[names[1], "high"] >= auc.loc[names[0], "low"]
 )
-oracle = f", and the true death probability itself {auc.loc[names[3], 'ROC AUC']:.3f}"
+oracle = (
+    f", and the true death probability itself {auc.loc[names[3], 'ROC AUC']:.3f}"
+    if SYNTHETIC
+    else ""
+)
 if max(a_lode, a_z0) < a_summary:
     verdict = (
         "Both models built on `z0` come out below the summary features: on this data the "
@@ -570,7 +574,7 @@ overfit = (
 say(f"""
 On {len(y_test)} test patients ({int(y_test.sum())} deaths), the latent ODE's classifier
 reaches a ROC AUC of **{a_lode:.3f}**, the logistic regression on summary features
-**{a_summary:.3f}**, a logistic regression on `z0` {a_z0:.3f}{oracle if SYNTHETIC else ""}.
+**{a_summary:.3f}**, a logistic regression on `z0` {a_z0:.3f}{oracle}.
 The bootstrap intervals are wide (about ±{half_width:.2f}) and those of the first two
 {"overlap" if overlap else "do not overlap"}. {verdict} {overfit}
 """)

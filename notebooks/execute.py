@@ -2,8 +2,8 @@
 
 Each ``notebooks/<name>.py`` (percent format) is the source; this reads it, runs it top
 to bottom in a kernel of this Python, in a temporary working directory, and writes
-``notebooks/<name>.ipynb`` with the outputs (no execution timestamps, so that a re-run
-changes only what the outputs change)::
+``notebooks/<name>.ipynb`` with the outputs (no execution timestamps, cell ids by
+position, so that a re-run changes only what the outputs change)::
 
     .venv/bin/python notebooks/execute.py                   # both, full mode
     .venv/bin/python notebooks/execute.py spiral --fast     # one, LATENTODE_FAST=1
@@ -31,6 +31,8 @@ NAMES = ("spiral", "clinical")
 def execute(name: str, fast: bool = False, timeout: int = 3600) -> float:
     """Run ``notebooks/<name>.py`` and write ``notebooks/<name>.ipynb``; returns seconds."""
     nb = jupytext.read(HERE / f"{name}.py")
+    for i, cell in enumerate(nb.cells):  # stable ids (jupytext draws random ones): small diffs
+        cell.id = f"cell-{i:02d}"
     saved = dict(os.environ)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ.pop("LATENTODE_FAST", None)
