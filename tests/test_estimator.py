@@ -945,8 +945,10 @@ def test_load_restores_every_fitted_attribute(which, fitted, odernn, poisson, sa
 
 def test_latent_matches_the_networks_own_paths(fitted, data) -> None:
     """latent() against z(t) computed here from the network's pieces: encode the context,
-    draw z0 with the same seed, solve to the query times, average over the draws."""
+    draw each series' z0 from its own stream of the same seed, solve to the query times,
+    average over the draws."""
     from latentode.data.batching import collate
+    from latentode.estimator.seeding import stream_seed
 
     ctx = _dataset(data["val"])
     times = np.array([-0.5, 0.3, 1.7, 4.5])
@@ -956,10 +958,11 @@ def test_latent_matches_the_networks_own_paths(fitted, data) -> None:
     targets = [make_series(s.id, times, np.full((len(times), 2), np.nan)) for s in ctx]
     batch = collate(list(ctx), fitted.scaler_, targets)
     net = fitted.network_
-    gen = torch.Generator().manual_seed(11)
+    gens = [torch.Generator().manual_seed(stream_seed(11, "z0", s.id)) for s in ctx]
     with torch.no_grad():
         mean, std = net.encode(batch)
-        z0 = mean + std * torch.randn((7, *mean.shape), generator=gen)  # [S, B, L]
+        eps = torch.stack([torch.randn((7, mean.shape[1]), generator=g) for g in gens], 1)
+        z0 = mean + std * eps  # [S, B, L]
         z, _ = net.latent_paths(z0, batch.target_times)  # [S, B, T, L]
     want_mean = z.mean(0).reshape(-1, 3).numpy()
     want_std = z.std(0, unbiased=False).reshape(-1, 3).numpy()

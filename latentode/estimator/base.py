@@ -176,7 +176,10 @@ class SeriesEstimator(BaseEstimator):
                 after the observed ones all work (interpolation and forecasting).
             n_samples: posterior samples of z0 per series.
             quantiles: e.g. ``(0.05, 0.95)`` adds ``<c>_q5`` and ``<c>_q95`` columns.
-            seed: seeds the samples (default: the estimator's seed).
+            seed: seeds the samples (default: the estimator's seed), per series: a
+                series' draws depend on the seed and its id only, so it gets the same
+                prediction alone, in any batch, order or chunk (up to the solver's
+                tolerance: the series of a batch share one solve).
             solver_override: ``solver=``, ``rtol=``, ``atol=``, ``step_size=`` for this
                 call only (e.g. a looser tolerance for speed). ``step_size`` is in model
                 time, where the longest training series spans 1 (``scaler_.time_scale``
@@ -236,9 +239,10 @@ class SeriesEstimator(BaseEstimator):
                 each chunk's ids, and ids that no chunk holds raise at the end. Or a
                 function ``times(chunk)`` → that chunk's times (any form ``predict``
                 takes), called with each chunk as a SeriesDataset.
-            seed: chunk ``k`` (0, 1, ...) is predicted with seed ``seed + k`` (default
-                seed: the estimator's), so a run is repeatable and the first chunk, or
-                data in one chunk, gets what :meth:`predict` gives with ``seed``.
+            seed: every chunk is predicted with ``seed`` (default: the estimator's).
+                Draws are seeded per series (by the seed and the series' id), so a
+                series gets the same samples whatever chunk it lands in, and a run
+                repeats exactly.
             n_samples, quantiles, batch_size, horizon, solver_override: as in
                 :meth:`predict`.
 
@@ -272,7 +276,7 @@ class SeriesEstimator(BaseEstimator):
             by_id = times
         per_chunk = times if by_id is None and rows_of is None and callable(times) else None
         unmatched = set(by_id if by_id is not None else rows_of or ())
-        base = self.seed if seed is None else seed
+        seed = self.seed if seed is None else seed
         for k, chunk in enumerate(contexts):
             ds = schema.conform(chunk, f"context chunk {k}")
             chunk_times = times if per_chunk is None else per_chunk(ds)
@@ -289,7 +293,7 @@ class SeriesEstimator(BaseEstimator):
                 chunk_times,
                 n_samples=n_samples,
                 quantiles=quantiles,
-                seed=base + k,
+                seed=seed,
                 batch_size=batch_size,
                 horizon=horizon,
                 **solver_override,

@@ -11,6 +11,11 @@ can be inserted between them (e.g. a post-processing step on the samples):
 3. :func:`batches`: padded, scaled tensors (the data layer's ``collate``);
 4. :func:`sample_network`: posterior draws at the query times, in scaled units (each
    path conditioned on its context's residuals when the model has a residual process).
+
+Random draws are seeded per series (:mod:`~latentode.estimator.seeding`): a series'
+samples depend on the seed and its id, not on the batches, chunks or partitions it is
+predicted in (its values still move within the solver's tolerance, since the series of
+a batch share one solve).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from latentode.estimator.queries import (
     check_seed,
     query_targets,
 )
+from latentode.estimator.seeding import SeriesRandom
 from latentode.models import SolverConfig, nfe_counter
 
 
@@ -43,14 +49,14 @@ class Draws:
             [S, B, T', L], and ``log_intensity``, ``label_logits`` where the network has
             them).
         nfe: the solver's function evaluations over every batch (None: not counted).
-        generator: the seeded generator the draws came from (summaries draw noise from
-            it after the network, so a seed gives one result).
+        random: the call's per-series random streams (z0 came from their ``"z0"``
+            streams; summaries draw observation noise from their ``"noise"`` streams).
     """
 
     context: SeriesDataset
     chunks: list[tuple[list[Series], dict[str, torch.Tensor]]]
     nfe: int | None
-    generator: torch.Generator
+    random: SeriesRandom
 
     def outputs(self, key: str) -> Iterator[tuple[list[Series], torch.Tensor]]:
         """Per batch: its targets and the output ``key``."""
@@ -101,16 +107,17 @@ def sample_network(
     batch_size: int = 256,
     solver: SolverConfig | None = None,
 ) -> Draws:
-    """``n_samples`` posterior draws per series at its target times, seeded by ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
+    """``n_samples`` posterior draws per series at its target times; series ``i``'s z0
+    samples come from its own stream, seeded by ``seed`` and its id."""
+    random = SeriesRandom(int(seed))
     net = state.network
     counter = nfe_counter(getattr(net, "dynamics", None))
     nfe0 = counter.total if counter is not None else 0
     # the residual process, when fitted, conditions each path on its context's residuals
     extra = {} if state.residual is None else {"residual": state.residual}
-    chunks = [
-        (part, net.sample(batch, n_samples, generator=gen, solver=solver, **extra))
-        for part, batch in batches(state, ds, targets, batch_size)
-    ]
+    chunks = []
+    for part, batch in batches(state, ds, targets, batch_size):
+        gens = random.generators([t.id for t in part], "z0")
+        chunks.append((part, net.sample(batch, n_samples, generator=gens, solver=solver, **extra)))
     nfe = (counter.total - nfe0) if counter is not None else None
-    return Draws(ds, chunks, nfe, gen)
+    return Draws(ds, chunks, nfe, random)

@@ -58,8 +58,9 @@ def predictive_summary(
         noise = out["noise_std"]  # [C], or [B, T', C] with a residual process
         pred_mean = mu.mean(0)  # [B, T', C]
         pred_std = (mu.var(0, unbiased=False) + noise**2).sqrt()
-        if quantiles:
-            y = mu + noise * torch.randn(mu.shape, generator=draws.generator, dtype=mu.dtype)
+        if quantiles:  # noise per series from its own stream: independent of the batch
+            eps = draws.random.noise_like([t.id for t in targets], [len(t) for t in targets], mu)
+            y = mu + noise * eps
             qv = torch.quantile(y, torch.tensor(quantiles, dtype=mu.dtype), dim=0)
             qv = pred_mean + torch.as_tensor(spread, dtype=mu.dtype) * (qv - pred_mean)
         for b, tgt in enumerate(targets):
@@ -92,7 +93,7 @@ def sample_rows(state: FittedState, draws: Draws, with_noise: bool) -> pd.DataFr
         mu = out["mean"]  # [S, B, T', C]
         n_samples = mu.shape[0]
         if with_noise:
-            eps = torch.randn(mu.shape, generator=draws.generator, dtype=mu.dtype)
+            eps = draws.random.noise_like([t.id for t in targets], [len(t) for t in targets], mu)
             mu = mu + out["noise_std"] * eps
         for b, tgt in enumerate(targets):
             n = len(tgt)

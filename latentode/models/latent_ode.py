@@ -10,7 +10,7 @@ importance-weighted bound (K samples; K = 1 is the ELBO) with KL warm-up.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -189,13 +189,33 @@ class LatentODENet(nn.Module):
         return torch.stack(path, dim=1).view(n_s, n_b, -1, n_l)
 
     def sample_z0(
-        self, mean: torch.Tensor, std: torch.Tensor, n: int, generator: torch.Generator | None
+        self,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        n: int,
+        generator: torch.Generator | Sequence[torch.Generator] | None,
     ) -> torch.Tensor:
-        """n reparameterised samples [n, B, L] of q(z0)."""
-        eps = torch.randn(
-            (n, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype
-        )
-        return mean + std * eps
+        """n reparameterised samples [n, B, L] of q(z0) (mean and std [B, L]).
+
+        ``generator``: one generator for the whole batch, or one per series (B of them;
+        series ``b``'s [n, L] draws then come from ``generator[b]`` alone, whatever else
+        is in the batch). Draws are made on the generator's device and moved to ``mean``'s.
+        """
+        if generator is None or isinstance(generator, torch.Generator):
+            where = mean.device if generator is None else generator.device
+            eps = torch.randn((n, *mean.shape), generator=generator, device=where, dtype=mean.dtype)
+        else:
+            if len(generator) != mean.shape[0]:
+                raise LatentODEError(
+                    f"sample_z0 got {len(generator)} generators for a batch of {mean.shape[0]} "
+                    "series; pass one per series or a single one."
+                )
+            per_series = [
+                torch.randn((n, mean.shape[-1]), generator=g, device=g.device, dtype=mean.dtype)
+                for g in generator
+            ]
+            eps = torch.stack(per_series, dim=1) if per_series else mean.new_zeros(n, *mean.shape)
+        return mean + std * eps.to(mean.device)
 
     # ---- objective ------------------------------------------------------------------
     def training_loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
@@ -262,11 +282,12 @@ class LatentODENet(nn.Module):
         self,
         batch: Batch,
         n_samples: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         solver: SolverConfig | None = None,
         residual: ResidualProcess | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Posterior predictive draws at the batch's target times.
+        """Posterior predictive draws at the batch's target times (``generator``: one, or
+        one per series, as in :meth:`sample_z0`).
 
         Returns ``mean`` [S, B, T', C] (decoder output per z0 sample), ``noise_std`` [C],
         ``z`` [S, B, T', L], ``z0`` [S, B, L], and ``log_intensity`` [S, B, T', C] with
