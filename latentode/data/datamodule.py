@@ -159,13 +159,13 @@ class SeriesDataModule(L.LightningDataModule):
             return []
         return DataLoader(self._val, batch_size=self.batch_size, collate_fn=self._collate)
 
-    def residual_dataloader(self, draws: int = 3) -> DataLoader:
-        """Batches of (context, whole series) pairs for fitting the residual process
-        after training: ``draws`` training-task contexts of each validation series (of
-        each training series when there is no validation data), seeded.
+    def task_pairs(self, draws: int = 3) -> list[tuple[SeriesDataset, SeriesDataset]]:
+        """Per draw, (contexts, whole series): a seeded training-task context of every
+        held-out series with at least 2 points. Held out means the validation series, or
+        the training series when there is no validation data (``val_data`` is None).
 
-        The targets are whole series, so a batch's residuals cover both what its
-        context saw and what it hid, as at prediction time.
+        Used after training to fit the residual process and calibrate the intervals on
+        the kinds of context the model is used with (random subsets and cuts).
         """
         self.setup("fit")
         series = self.val_data if self.val_data is not None else self.train_data
@@ -173,5 +173,12 @@ class SeriesDataModule(L.LightningDataModule):
         pairs = []
         for k in range(draws):
             rng = np.random.default_rng([self.seed, k, 0x5E51D])
-            pairs.extend((make_example(s, self.task, rng), s) for s in series)
+            contexts = series.with_series([make_example(s, self.task, rng) for s in series])
+            pairs.append((contexts, series))
+        return pairs
+
+    def residual_dataloader(self, draws: int = 3) -> DataLoader:
+        """Batches of the :meth:`task_pairs` (targets: the whole series, so a batch's
+        residuals cover both what its context saw and what it hid, as at prediction)."""
+        pairs = [p for contexts, whole in self.task_pairs(draws) for p in zip(contexts, whole)]
         return DataLoader(pairs, batch_size=max(self.batch_size, 64), collate_fn=self._collate)

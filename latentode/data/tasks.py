@@ -62,3 +62,8 @@ def make_example(series: Series, config: TaskConfig, rng: np.random.Generator) -
         cut = series.times[0] + frac * (series.times[-1] - series.times[0])
         keep = series.times <= cut
     return series.take(keep)
+
+
+def hidden_part(series: Series, context: Series) -> Series:
+    """The points of ``series`` that ``context`` (one of its examples) left out."""
+    return series.take(~np.isin(series.times, context.times))

@@ -16,6 +16,7 @@ from latentode.data.dataset import SeriesDataset
 from latentode.errors import LatentODEError
 
 TASKS = ("interp", "extrap")
+_ARRAYS = ("truth", "mean", "std", "lower", "upper")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,15 @@ class HeldOutPrediction:
     lower: np.ndarray
     upper: np.ndarray
     nfe: int | None
+
+    @classmethod
+    def concat(cls, parts: list[HeldOutPrediction]) -> HeldOutPrediction:
+        """The rows of several held-out predictions together (nfe summed)."""
+        nfe = [p.nfe for p in parts]
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in _ARRAYS),
+            None if None in nfe else sum(nfe),
+        )
 
     @property
     def observed(self) -> np.ndarray:

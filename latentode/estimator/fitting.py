@@ -20,9 +20,14 @@ from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
 from latentode.data.io import as_dataset
 from latentode.data.schema import DataSchema
-from latentode.data.tasks import TaskConfig
+from latentode.data.tasks import TaskConfig, hidden_part
 from latentode.errors import LatentODEError
-from latentode.estimator.evaluation import interval_scale, predict_held_out, usable_pairs
+from latentode.estimator.evaluation import (
+    HeldOutPrediction,
+    interval_scale,
+    predict_held_out,
+    usable_pairs,
+)
 from latentode.estimator.model_file import FittedState
 from latentode.estimator.queries import is_int
 from latentode.estimator.summaries import check_channel_names
@@ -124,21 +129,29 @@ def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess 
 
 def _calibrate(estimator, state: FittedState, datamodule) -> tuple[float, ...]:
     """Per-channel factor that makes the central 90% interval cover 90% of held-out
-    validation values (the validation pairs: half of each validation series hidden);
-    1.0 for a channel with fewer than 20 such values or without validation data.
+    validation values: the points that seeded training-task contexts (random subsets
+    and cuts, as the model is used for interpolation and forecasting) leave out of each
+    validation series. 1.0 for a channel with fewer than 20 such values or without
+    validation data.
 
-    Training fits the noise level on harder contexts than prediction sees (random
-    subsets and cuts, single posterior samples), so raw intervals tend to be too wide.
+    Training fits the noise level on single posterior samples and without the residual
+    process, so raw intervals can be too wide or too narrow.
     """
     ones = state.interval_scale
-    if datamodule.val_context is None:
-        return ones
-    context, target = usable_pairs(datamodule.val_context, datamodule.val_target)
-    if not len(context):
+    if datamodule.val_data is None:
         return ones
     estimator._adopt(state)  # predict with the uncalibrated intervals
-    held_out = predict_held_out(estimator, context, target, n_samples=50, seed=estimator.seed)
-    return tuple(interval_scale(held_out))
+    parts = []
+    for k, (contexts, whole) in enumerate(datamodule.task_pairs()):
+        hidden = whole.with_series([hidden_part(s, c) for s, c in zip(whole, contexts)])
+        context, target = usable_pairs(contexts, hidden)
+        if len(context):
+            parts.append(
+                predict_held_out(estimator, context, target, n_samples=50, seed=estimator.seed + k)
+            )
+    if not parts:
+        return ones
+    return tuple(interval_scale(HeldOutPrediction.concat(parts)))
 
 
 def _check_trainable(data: SeriesDataset) -> None:

@@ -26,6 +26,7 @@ Times are model times, values scaled (the data layer's units).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
-#: (series x channel) rows per Cholesky chunk scale as this / T²: bounds peak memory
+#: (series, channel) rows per Cholesky chunk scale as this / K²: bounds peak memory
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -102,41 +103,129 @@ KERNELS = ("ou", "matern32")
 
 
 def _correlation(d: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
-    """exp(-d) (OU) or (1 + √3 d) exp(-√3 d) (Matérn-3/2) where ``smooth`` [C] is True.
+    """exp(-d) (OU) or (1 + √3 d) exp(-√3 d) (Matérn-3/2) where ``smooth`` is True.
 
-    d: [B, C, T1, T2] scaled gaps.
+    d: [R, K1, K2] scaled gaps; smooth: [R] per row (one formula when all rows agree).
     """
-    s3 = math.sqrt(3.0) * d
-    matern = (1.0 + s3) * torch.exp(-s3)
-    return torch.where(smooth.view(1, -1, 1, 1), matern, torch.exp(-d))
+
+    def matern(x: torch.Tensor) -> torch.Tensor:
+        s3 = math.sqrt(3.0) * x
+        return (1.0 + s3) * torch.exp(-s3)
+
+    if bool(smooth.all()):
+        return matern(d)
+    if not bool(smooth.any()):
+        return torch.exp(-d)
+    return torch.where(smooth.view(-1, 1, 1), matern(d), torch.exp(-d))
 
 
-def _kernel(t1: torch.Tensor, t2: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Residual covariance per channel: t1 [B, T1], t2 [B, T2] → [B, C, T1, T2]."""
+@dataclass(frozen=True)
+class _Rows:
+    """Each (series, channel) with an observed point as one row of its observed points,
+    padded to K: only observed values enter the kernel algebra, so a sparse channel of a
+    long series costs its own observations, not the series' length.
+
+    Attributes:
+        series, channel: [R] the row's series and channel index.
+        position: [R, K] index of each point in the series' time axis (padding: any).
+        valid: [R, K] True for a real point.
+    """
+
+    series: torch.Tensor
+    channel: torch.Tensor
+    position: torch.Tensor
+    valid: torch.Tensor
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, max_points: int | None = None) -> _Rows:
+        """Rows of mask [B, T, C] (1.0 = observed), keeping at most ``max_points`` (the
+        first ones in time) per row."""
+        obs = mask.permute(0, 2, 1) > 0  # [B, C, T]
+        counts = obs.sum(-1)  # [B, C]
+        series, channel = torch.nonzero(counts > 0, as_tuple=True)
+        width = int(counts.max()) if counts.numel() else 0
+        if max_points is not None:
+            width = min(width, max_points)
+        # observed points first, in time order (a stable sort of "unobserved" flags)
+        order = torch.argsort((~obs[series, channel]).to(torch.int8), dim=-1, stable=True)
+        position = order[:, :width]
+        valid = torch.arange(width, device=mask.device) < counts[series, channel].unsqueeze(-1)
+        return cls(series, channel, position, valid)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def take(self, index: torch.Tensor | slice) -> _Rows:
+        return _Rows(
+            self.series[index], self.channel[index], self.position[index], self.valid[index]
+        )
+
+    def buckets(self, other: int) -> Iterator[_Rows]:
+        """The rows in chunks of similar length, each padded only to its own longest row
+        and holding at most about ``_CHUNK_ELEMENTS / (K · max(K, other))`` rows (so a
+        dense channel does not make every sparse one pay its length)."""
+        counts = self.valid.sum(-1)
+        order = torch.argsort(counts, stable=True)
+        ascending = counts[order]
+        lo = 0
+        while lo < len(order):
+
+            def budget(width: int) -> int:
+                return max(1, _CHUNK_ELEMENTS // (width * max(width, other)))
+
+            hi = min(lo + budget(max(1, int(ascending[lo]))), len(order))
+            hi = min(lo + budget(max(1, int(ascending[hi - 1]))), hi)  # the chunk's longest
+            width = max(1, int(ascending[hi - 1]))
+            part = self.take(order[lo:hi])
+            yield _Rows(part.series, part.channel, part.position[:, :width], part.valid[:, :width])
+            lo = hi
+
+    def times(self, times: torch.Tensor) -> torch.Tensor:
+        """[R, K] the rows' times from times [B, T]."""
+        return times[self.series.unsqueeze(-1), self.position]
+
+    def values(self, values: torch.Tensor) -> torch.Tensor:
+        """[..., R, K] the rows' values from values [..., B, T, C]; 0 at padding."""
+        picked = values[..., self.series.unsqueeze(-1), self.position, self.channel.unsqueeze(-1)]
+        return torch.where(self.valid, picked, torch.zeros((), dtype=values.dtype))
+
+
+def _row_kernel(rows: _Rows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The row's channel's covariance at |t - t'| = gaps [R, K1, K2] → [R, K1, K2]."""
     variance, lengthscale, _, smooth = params
-    gap = (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs().unsqueeze(1)  # [B, 1, T1, T2]
-    d = gap / lengthscale.view(1, -1, 1, 1)
-    return variance.view(1, -1, 1, 1) * _correlation(d, smooth)
+    c = rows.channel
+    return variance[c].view(-1, 1, 1) * _correlation(
+        gaps / lengthscale[c].view(-1, 1, 1), smooth[c]
+    )
 
 
-def _observed(residuals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Residuals with unobserved slots set to 0 before any arithmetic (NaN there is fine)."""
-    return torch.where(mask > 0, residuals, torch.zeros((), dtype=residuals.dtype))
+def _gaps(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+    """|t1 - t2| for t1 [R, K1], t2 [R, K2] → [R, K1, K2]."""
+    return (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()
 
 
-def _context_cholesky(
-    times: torch.Tensor, mask: torch.Tensor, params: tuple[torch.Tensor, ...]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cholesky factor of (K + n I) over observed context points, [B, C, T, T], and the
-    observed mask [B, C, T]. Unobserved slots get an identity row and column, so they
-    neither carry information nor change the determinant."""
-    noise = params[2]
-    obs = mask.transpose(1, 2)  # [B, C, T]
-    pair = obs.unsqueeze(-1) * obs.unsqueeze(-2)  # [B, C, T, T]
-    cov = _kernel(times, times, params) * pair
-    diag = obs * noise.view(1, -1, 1) + (1.0 - obs)
-    cov = cov + torch.diag_embed(diag)
-    return torch.linalg.cholesky(cov), obs
+def _row_cholesky(
+    rows: _Rows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """Cholesky factor [R, K, K] of K + n I over each row's real points (``gaps`` [R, K, K]
+    between them); padding gets an identity row and column, so it carries no
+    information and no determinant."""
+    valid = rows.valid.to(gaps.dtype)
+    pair = valid.unsqueeze(-1) * valid.unsqueeze(-2)
+    cov = _row_kernel(rows, gaps, params) * pair
+    diag = valid * params[2][rows.channel].unsqueeze(-1) + (1.0 - valid)
+    return torch.linalg.cholesky(cov + torch.diag_embed(diag))
+
+
+def _rows_log_marginal(
+    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
+) -> torch.Tensor:
+    """log N(r; 0, K + n I) per row [R] (row_residuals [R, K], 0 at padding)."""
+    chol = _row_cholesky(rows, gaps, params)
+    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    n_obs = rows.valid.sum(-1).to(gaps.dtype)
+    return -0.5 * ((white.squeeze(-1) ** 2).sum(-1) + log_det + n_obs * _LOG_2PI)
 
 
 def residual_log_marginal(
@@ -157,12 +246,11 @@ def residual_log_marginal(
     Returns:
         [B, C] log densities (0 for a channel with no observation).
     """
-    chol, obs = _context_cholesky(times, mask, params)
-    r = _observed(residuals, mask).transpose(1, 2).unsqueeze(-1)  # [B, C, T, 1]
-    white = torch.linalg.solve_triangular(chol, r, upper=False).squeeze(-1)  # [B, C, T]
-    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # [B, C]
-    n_obs = obs.sum(-1)
-    return -0.5 * ((white**2).sum(-1) + log_det + n_obs * _LOG_2PI)
+    rows = _Rows.of(mask)
+    row_times = rows.times(times)
+    per_row = _rows_log_marginal(rows, _gaps(row_times, row_times), rows.values(residuals), params)
+    out = torch.zeros(mask.shape[0], mask.shape[2], dtype=per_row.dtype, device=mask.device)
+    return out.index_put((rows.series, rows.channel), per_row)
 
 
 def condition_residual(
@@ -172,7 +260,7 @@ def condition_residual(
     query_times: torch.Tensor,
     params: tuple[torch.Tensor, ...],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The OU residual at ``query_times`` given the context residuals (kriging).
+    """The residual at ``query_times`` given the context residuals (kriging).
 
     Args:
         times: [B, T] context model times.
@@ -182,110 +270,156 @@ def condition_residual(
         params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``).
 
     Returns:
-        mean [S, B, Q, C] (the residual's conditional mean per sample) and variance
-        [B, Q, C] (the OU part's conditional variance, without the white noise ``n``).
+        mean [S, B, Q, C] (the residual's conditional mean per sample; 0 for a channel
+        the context never observed) and variance [B, Q, C] (the correlated part's
+        conditional variance, without the white noise ``n``; ``v`` where unobserved).
     """
     dtype = residuals.dtype  # solved in float64: tiny noise variances make K + n I stiff
-    times, residuals, mask, query_times = (
-        x.double() for x in (times, residuals, mask, query_times)
-    )
+    times, residuals, query_times = (x.double() for x in (times, residuals, query_times))
     params = (*(p.double() for p in params[:3]), params[3])
-    n_b, n_t = times.shape
-    per_series = max(1, residuals.shape[-1] * max(n_t, query_times.shape[1]) * n_t)
-    step = max(1, _CHUNK_ELEMENTS // per_series)
-    means, variances = [], []
-    for lo in range(0, n_b, step):
-        sl = slice(lo, lo + step)
-        chol, obs = _context_cholesky(times[sl], mask[sl], params)  # [b, C, T, T]
-        cross = _kernel(times[sl], query_times[sl], params)  # [b, C, T, Q]
-        cross = cross * obs.unsqueeze(-1)
-        half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L^-1 k: [b, C, T, Q]
-        r = _observed(residuals[:, sl], mask[sl]).permute(1, 3, 2, 0)  # [b, C, T, S]
-        white = torch.linalg.solve_triangular(chol, r, upper=False)  # [b, C, T, S]
-        mean = half.transpose(-1, -2) @ white  # [b, C, Q, S]
-        means.append(mean.permute(3, 0, 2, 1))  # [S, b, Q, C]
-        var = params[0].view(1, -1, 1) - (half**2).sum(-2)  # [b, C, Q]
-        variances.append(var.clamp_min(0.0).transpose(1, 2))  # [b, Q, C]
-    return torch.cat(means, dim=1).to(dtype), torch.cat(variances, dim=0).to(dtype)
+    n_s, n_b, _, n_c = residuals.shape
+    n_q = query_times.shape[1]
+    rows = _Rows.of(mask)
+    mean = residuals.new_zeros(n_s, n_b, n_c, n_q)
+    var = params[0].view(1, -1, 1).expand(n_b, n_c, n_q).clone()
+    for part in rows.buckets(max(n_q, n_s)):
+        row_times = part.times(times)  # [r, K]
+        chol = _row_cholesky(part, _gaps(row_times, row_times), params)  # [r, K, K]
+        cross = _row_kernel(part, _gaps(row_times, query_times[part.series]), params)
+        cross = cross * part.valid.unsqueeze(-1)
+        half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L⁻¹k: [r, K, Q]
+        r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
+        white = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, K, S]
+        mean[:, part.series, part.channel] = (half.transpose(-1, -2) @ white).permute(2, 0, 1)
+        var[part.series, part.channel] = var[part.series, part.channel] - (half**2).sum(-2)
+    mean = mean.permute(0, 1, 3, 2)  # [S, B, Q, C]
+    var = var.clamp_min(0.0).permute(0, 2, 1)  # [B, Q, C]
+    return mean.to(dtype), var.to(dtype)
+
+
+#: the profile-likelihood grid: correlation times ℓ (model time; the longest training
+#: series spans 1) and noise-to-signal ratios n / v
+_LENGTHSCALES = torch.logspace(-3, 2, 11, dtype=torch.float64)
+_NOISE_RATIOS = torch.tensor([1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0], dtype=torch.float64)
+#: the second pass refines each channel's best grid point by these factors (ℓ, n / v)
+_REFINE_LENGTHSCALE = torch.tensor([0.5, 0.7, 1.0, 1.4, 2.0], dtype=torch.float64)
+_REFINE_RATIO = torch.tensor([0.3, 0.55, 1.0, 1.8, 3.3], dtype=torch.float64)
+
+
+def _profile_log_marginal(
+    rows: _Rows,
+    gaps: torch.Tensor,
+    row_residuals: torch.Tensor,
+    n_channels: int,
+    smooth: torch.Tensor,
+    lengthscale: torch.Tensor,
+    ratio: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel, the log marginal likelihood maximised over the scale ``v`` with ℓ and
+    ``n / v`` fixed (the [C] tensors ``lengthscale`` and ``ratio``), and that ``v``.
+
+    With K = v (R + ρ I), R the correlation matrix: rᵀK⁻¹r = q / v and log|K| = N log v
+    + log|R + ρ I|, so the best ``v`` is Σq / N over the channel's rows.
+    """
+    unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
+    chol = _row_cholesky(rows, gaps, unit)
+    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
+    q = (white.squeeze(-1) ** 2).sum(-1)  # [R]
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # [R]
+    c = rows.channel
+
+    def per_channel(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
+
+    n_obs = per_channel(rows.valid.sum(-1).to(q.dtype))
+    scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-300)
+    ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * _LOG_2PI)
+    return ll, scale
 
 
 def _fit_kernel(
-    times: torch.Tensor,
-    residuals: torch.Tensor,
-    mask: torch.Tensor,
-    smooth: torch.Tensor,
-    init_lengthscale: float,
-    max_iter: int,
-) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """Maximum marginal likelihood (v, ℓ, n) per channel for one kernel choice.
+    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, n_channels: int, smooth
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Maximum marginal likelihood (v, ℓ, n) per channel for one kernel choice, by a
+    grid over (ℓ, n / v) with ``v`` profiled out, refined around each channel's best.
 
-    Returns the parameters and the log marginal likelihood per channel [C].
+    Returns (v, ℓ, n) [C] each and the log marginal likelihood per channel [C].
     """
-    n_c = residuals.shape[-1]
-    obs = mask.sum((0, 1))  # [C]
-    mean_sq = (_observed(residuals, mask) ** 2).sum((0, 1)) / obs.clamp_min(1.0)
-    start = torch.log(0.5 * mean_sq.clamp_min(1e-6))
-    free = torch.stack(
-        [start, torch.full((n_c,), math.log(init_lengthscale), dtype=start.dtype), start]
-    ).requires_grad_(True)  # [3, C]: log v, log ℓ, log n
-    low = torch.tensor([-18.0, math.log(1e-4), -18.0], dtype=start.dtype).view(3, 1)
-    high = torch.tensor([10.0, math.log(1e4), 10.0], dtype=start.dtype).view(3, 1)
+    best_ll = torch.full((n_channels,), -math.inf, dtype=torch.float64)
+    best = [torch.zeros(n_channels, dtype=torch.float64) for _ in range(3)]  # v, ℓ, ρ
 
-    def params() -> tuple[torch.Tensor, ...]:
-        v, ell, n = torch.maximum(torch.minimum(free, high), low).exp()
-        return v, ell, n, smooth
+    def consider(ell: torch.Tensor, ratio: torch.Tensor) -> None:
+        ll, scale = _profile_log_marginal(rows, gaps, row_residuals, n_channels, smooth, ell, ratio)
+        better = ll > best_ll
+        best_ll[better] = ll[better]
+        for kept, new in zip(best, (scale, ell, ratio)):
+            kept[better] = new[better]
 
-    opt = torch.optim.LBFGS([free], max_iter=max_iter, line_search_fn="strong_wolfe")
-    total = obs.sum().clamp_min(1.0)
-
-    def objective() -> torch.Tensor:
-        opt.zero_grad()
-        loss = -residual_log_marginal(times, residuals, mask, params()).sum() / total
-        loss.backward()
-        return loss
-
-    opt.step(objective)
-    with torch.no_grad():
-        fitted = tuple(p.detach() for p in params())
-        return fitted, residual_log_marginal(times, residuals, mask, fitted).sum(0)
+    ones = torch.ones(n_channels, dtype=torch.float64)
+    for ell in _LENGTHSCALES:
+        for ratio in _NOISE_RATIOS:
+            consider(ell * ones, ratio * ones)
+    ell0, ratio0 = best[1].clone(), best[2].clone()
+    for f_ell in _REFINE_LENGTHSCALE:
+        for f_ratio in _REFINE_RATIO:
+            consider(ell0 * f_ell, ratio0 * f_ratio)
+    v, ell, ratio = best
+    return (v, ell, v * ratio), best_ll
 
 
 def fit_residual_process(
     times: torch.Tensor,
     residuals: torch.Tensor,
     mask: torch.Tensor,
-    init_lengthscale: float = 0.1,
-    max_iter: int = 100,
+    max_rows_per_channel: int = 64,
+    max_points: int = 48,
+    seed: int = 0,
 ) -> ResidualProcess:
     """Per channel, the kernel of :data:`KERNELS` and its (v, ℓ, n) with the highest
-    marginal likelihood of the residual series (empirical Bayes).
+    marginal likelihood of the residual series (empirical Bayes): a grid of correlation
+    times ℓ from 1e-3 to 100 model time units and of noise-to-signal ratios, the scale
+    ``v`` profiled out in closed form, then refined around each channel's best point.
 
     Args:
         times: [B, T] model times; residuals [B, T, C]; mask [B, T, C] (1.0 = observed).
-        init_lengthscale: starting ℓ (model time).
-        max_iter: L-BFGS iterations per kernel.
+        max_rows_per_channel, max_points: bound the work on large data: at most this
+            many series per channel (a seeded random choice) and the first
+            ``max_points`` observations of each enter the likelihood.
+        seed: seeds that choice.
 
     Returns:
         The fitted :class:`ResidualProcess`. A channel with fewer than 3 observed
         residuals gets an OU kernel with half its mean square as ``v`` and half as
         ``n`` (nothing to fit).
     """
-    times, residuals, mask = (x.detach().double() for x in (times, residuals, mask))
+    times, residuals = times.detach().double(), residuals.detach().double()
     n_c = residuals.shape[-1]
+    rows = _Rows.of(mask.detach(), max_points)
+    rng = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in range(n_c):
+        of_c = torch.nonzero(rows.channel == c).squeeze(-1)
+        pick = torch.randperm(len(of_c), generator=rng)[:max_rows_per_channel]
+        keep.append(of_c[pick.sort().values])
+    rows = rows.take(torch.cat(keep)) if keep else rows
+    row_times, row_residuals = rows.times(times), rows.values(residuals)
+    gaps = _gaps(row_times, row_times)
+    counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.valid.sum(-1))
     best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
     best: list[tuple] = [None] * n_c
-    for name in KERNELS:
-        smooth = torch.full((n_c,), name == "matern32")
-        fitted, ll = _fit_kernel(times, residuals, mask, smooth, init_lengthscale, max_iter)
-        for c in range(n_c):
-            if ll[c] > best_ll[c]:
-                best_ll[c] = ll[c]
-                best[c] = (name, *(float(p[c]) for p in fitted[:3]))
-    obs = mask.sum((0, 1))
+    if len(rows):
+        for name in KERNELS:
+            smooth = torch.full((n_c,), name == "matern32")
+            fitted, ll = _fit_kernel(rows, gaps, row_residuals, n_c, smooth)
+            for c in range(n_c):
+                if ll[c] > best_ll[c]:
+                    best_ll[c] = ll[c]
+                    best[c] = (name, *(float(p[c]) for p in fitted[:3]))
     for c in range(n_c):
-        if obs[c] < 3 or best[c] is None:
-            half = 0.5 * max(float((_observed(residuals, mask)[..., c] ** 2).sum()), 1e-6)
-            half /= max(float(obs[c]), 1.0)
-            best[c] = ("ou", half, init_lengthscale, half)
+        if counts[c] < 3 or best[c] is None:
+            of_c = rows.channel == c
+            square = float((row_residuals[of_c] ** 2).sum()) / max(int(counts[c]), 1)
+            half = 0.5 * max(square, 1e-6)
+            best[c] = ("ou", half, 1.0, half)
     kernel, variance, lengthscale, noise = zip(*best)
     return ResidualProcess(kernel, variance, lengthscale, noise)
