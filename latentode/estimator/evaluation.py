@@ -16,7 +16,7 @@ from latentode.data.dataset import SeriesDataset
 from latentode.errors import LatentODEError
 
 TASKS = ("interp", "extrap")
-_ARRAYS = ("truth", "mean", "std", "lower", "upper")
+_ARRAYS = ("truth", "mean", "std", "lower", "upper", "outside")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class HeldOutPrediction:
     Attributes:
         truth: [N, C] the hidden values, NaN where not observed.
         mean, std, lower, upper: [N, C] predicted mean, std, 5% and 95% quantiles.
+        outside: [N] True where the hidden time lies outside its series' context window
+            (before its first or after its last context time).
         nfe: the solver's function evaluations.
     """
 
@@ -34,7 +36,12 @@ class HeldOutPrediction:
     std: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    outside: np.ndarray
     nfe: int | None
+
+    def rows(self, keep: np.ndarray) -> HeldOutPrediction:
+        """The predictions at the rows where ``keep`` [N] is True."""
+        return HeldOutPrediction(*(getattr(self, f)[keep] for f in _ARRAYS), self.nfe)
 
     @classmethod
     def concat(cls, parts: list[HeldOutPrediction]) -> HeldOutPrediction:
@@ -97,8 +104,17 @@ def predict_held_out(
     def columns(suffix: str) -> np.ndarray:
         return pred[[f"{c}{suffix}" for c in channels]].to_numpy()
 
+    outside = np.concatenate(
+        [(t.times < c.times[0]) | (t.times > c.times[-1]) for c, t in zip(context, target)]
+    )
     return HeldOutPrediction(
-        truth, columns(""), columns("_std"), columns("_q5"), columns("_q95"), pred.attrs["nfe"]
+        truth,
+        columns(""),
+        columns("_std"),
+        columns("_q5"),
+        columns("_q95"),
+        outside,
+        pred.attrs["nfe"],
     )
 
 

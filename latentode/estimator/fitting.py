@@ -113,7 +113,8 @@ def fit_state(
         interrupted=outcome.interrupted,
     )
     state = replace(state, residual=_fit_residual(estimator, state, datamodule))
-    return replace(state, interval_scale=_calibrate(estimator, state, datamodule))
+    within, beyond = _calibrate(estimator, state, datamodule)
+    return replace(state, interval_scale=within, forecast_interval_scale=beyond)
 
 
 def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess | None:
@@ -127,19 +128,22 @@ def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess 
     return fit_residual(state.network, datamodule.residual_dataloader(), generator=gen)
 
 
-def _calibrate(estimator, state: FittedState, datamodule) -> tuple[float, ...]:
-    """Per-channel factor that makes the central 90% interval cover 90% of held-out
-    validation values: the points that seeded training-task contexts (random subsets
-    and cuts, as the model is used for interpolation and forecasting) leave out of each
-    validation series. 1.0 for a channel with fewer than 20 such values or without
-    validation data.
+def _calibrate(
+    estimator, state: FittedState, datamodule
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel factors that make the central 90% interval cover 90% of held-out
+    validation values, within the context window (interpolation) and beyond it
+    (forecasting): the held-out values are the points that seeded training-task
+    contexts (random subsets and cuts) leave out of each validation series. 1.0 for a
+    channel with fewer than 20 such values, or without validation data.
 
     Training fits the noise level on single posterior samples and without the residual
-    process, so raw intervals can be too wide or too narrow.
+    process, so raw intervals can be too wide or too narrow, and differently so near
+    the data and away from it.
     """
     ones = state.interval_scale
     if datamodule.val_data is None:
-        return ones
+        return ones, ones
     estimator._adopt(state)  # predict with the uncalibrated intervals
     parts = []
     for k, (contexts, whole) in enumerate(datamodule.task_pairs()):
@@ -150,8 +154,12 @@ def _calibrate(estimator, state: FittedState, datamodule) -> tuple[float, ...]:
                 predict_held_out(estimator, context, target, n_samples=50, seed=estimator.seed + k)
             )
     if not parts:
-        return ones
-    return tuple(interval_scale(HeldOutPrediction.concat(parts)))
+        return ones, ones
+    held_out = HeldOutPrediction.concat(parts)
+    return (
+        tuple(interval_scale(held_out.rows(~held_out.outside))),
+        tuple(interval_scale(held_out.rows(held_out.outside))),
+    )
 
 
 def _check_trainable(data: SeriesDataset) -> None:

@@ -44,7 +44,10 @@ class FittedState:
         network: the trained network (CPU, eval mode).
         scaler, static_scaler: value/time scaling and static-covariate scaling.
         schema: the training data's channels, time axis, statics and column names.
-        interval_scale: per-channel factor on predicted stds and intervals [C].
+        interval_scale: per-channel factor on predicted stds and intervals [C] at query
+            times within a series' context window (interpolation).
+        forecast_interval_scale: the same beyond the context window (forecasting and
+            backcasting) [C]; None: as ``interval_scale``.
         history: per-epoch training metrics (one row per epoch).
         log_dir, best_checkpoint: where fit wrote its logs and its best checkpoint.
         interrupted: whether training was stopped by Ctrl-C.
@@ -64,6 +67,7 @@ class FittedState:
     best_checkpoint: str | None = None
     interrupted: bool = False
     residual: ResidualProcess | None = None
+    forecast_interval_scale: tuple[float, ...] | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The estimator's fitted attributes: each field as ``<name>_``, the schema's
@@ -72,6 +76,8 @@ class FittedState:
         out.update({f"{f.name}_": getattr(self.schema, f.name) for f in fields(self.schema)})
         for name in ("channels_", "static_names_", "interval_scale_"):
             out[name] = list(out[name])
+        if out["forecast_interval_scale_"] is not None:
+            out["forecast_interval_scale_"] = list(out["forecast_interval_scale_"])
         out["n_features_in_"] = len(self.schema.channels)
         return out
 
@@ -94,6 +100,8 @@ class FittedState:
             f.name: getattr(estimator, f"{f.name}_") for f in fields(cls) if f.name != "schema"
         }
         values["interval_scale"] = tuple(values["interval_scale"])
+        if values["forecast_interval_scale"] is not None:
+            values["forecast_interval_scale"] = tuple(values["forecast_interval_scale"])
         return cls(schema=schema, **values)
 
 
@@ -119,6 +127,9 @@ def write_model_file(path: str | os.PathLike, state: FittedState, estimator: str
         "best_checkpoint": state.best_checkpoint,
         "interrupted": bool(state.interrupted),
         "residual": None if state.residual is None else state.residual.to_dict(),
+        "forecast_interval_scale": None
+        if state.forecast_interval_scale is None
+        else list(state.forecast_interval_scale),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.network.state_dict().items()}
     path = Path(path)
@@ -158,6 +169,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[str, dict, FittedState]:
             best_checkpoint=header.get("best_checkpoint"),
             interrupted=bool(header.get("interrupted", False)),
             residual=_residual_from(header.get("residual")),
+            forecast_interval_scale=None
+            if header.get("forecast_interval_scale") is None
+            else tuple(float(v) for v in header["forecast_interval_scale"]),
         )
     except (TypeError, KeyError, IndexError, ValueError, RuntimeError) as err:
         raise LatentODEError(

@@ -49,11 +49,21 @@ def predictive_summary(
     """Posterior predictive mean, std (incl. observation noise) and quantiles per channel.
 
     Stds and quantile intervals are widened or narrowed around the mean by the
-    calibrated ``interval_scale`` [C]. ``attrs["nfe"]`` holds the solver's evaluations.
+    calibrated ``interval_scale`` [C] within each series' context window and
+    ``forecast_interval_scale`` [C] beyond it. ``attrs["nfe"]`` holds the solver's
+    evaluations.
     """
-    scaler, spread = state.scaler, np.asarray(state.interval_scale)  # [C]
+    scaler = state.scaler
+    within = torch.as_tensor(state.interval_scale, dtype=torch.float64)  # [C]
+    beyond = state.forecast_interval_scale
+    beyond = within if beyond is None else torch.as_tensor(beyond, dtype=torch.float64)
     means, stds, qs, times, ids = [], [], [], [], []
+    start = 0
     for targets, out in draws.chunks:
+        contexts = draws.context[start : start + len(targets)]
+        start += len(targets)
+        outside = _outside_context(contexts, targets, out["mean"].shape[2])  # [B, T']
+        spread = torch.where(outside.unsqueeze(-1), beyond, within).to(out["mean"].dtype)
         mu = out["mean"]  # [S, B, T', C]
         noise = out["noise_std"]  # [C], or [B, T', C] with a residual process
         pred_mean = mu.mean(0)  # [B, T', C]
@@ -62,11 +72,11 @@ def predictive_summary(
             eps = draws.random.noise_like([t.id for t in targets], [len(t) for t in targets], mu)
             y = mu + noise * eps
             qv = torch.quantile(y, torch.tensor(quantiles, dtype=mu.dtype), dim=0)
-            qv = pred_mean + torch.as_tensor(spread, dtype=mu.dtype) * (qv - pred_mean)
+            qv = pred_mean + spread * (qv - pred_mean)
         for b, tgt in enumerate(targets):
             n = len(tgt)
             means.append(scaler.inverse_values(pred_mean[b, :n].numpy()))
-            stds.append(scaler.inverse_std(pred_std[b, :n].numpy()) * spread)
+            stds.append(scaler.inverse_std((pred_std[b, :n] * spread[b, :n]).numpy()))
             if quantiles:
                 qs.append(scaler.inverse_values(qv[:, b, :n].numpy()))  # [Q, n, C]
             times.append(tgt.times)
@@ -84,6 +94,17 @@ def predictive_summary(
     df = pd.DataFrame(frame)
     df.attrs["nfe"] = draws.nfe
     return df
+
+
+def _outside_context(contexts, targets, width: int) -> torch.Tensor:
+    """[B, width] True where a target time lies before the first or after the last time of
+    its series' context (padding: False)."""
+    outside = torch.zeros(len(targets), width, dtype=torch.bool)
+    for b, (c, t) in enumerate(zip(contexts, targets)):
+        if len(c) and len(t):
+            flags = (t.times < c.times[0]) | (t.times > c.times[-1])
+            outside[b, : len(t)] = torch.from_numpy(flags)
+    return outside
 
 
 def sample_rows(state: FittedState, draws: Draws, with_noise: bool) -> pd.DataFrame:
