@@ -514,7 +514,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--seeds", help="comma-separated integers (default 0,1,2; quick: 0)")
     add("--json", type=Path, help="where to write the results")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
+    add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
     args = parser.parse_args(argv)
+    if args.tables is not None:  # e.g. a run stopped part-way: its whole seeds so far
+        result = json.loads(args.tables.read_text())
+        print(markdown_tables(summarise(result["records"]), result["methods"], result["sets"]))
+        print(f"complete: {result.get('complete', True)}; seeds {result['seeds']}")
+        return result
     sets, methods = (
         pick(args.sets, all_sets, "data set(s)"),
         pick(args.methods, all_methods, "method(s)"),
@@ -529,27 +535,34 @@ def main(argv: Sequence[str] | None = None) -> dict:
     epochs = f"max_epochs={QUICK_EPOCHS} (quick)" if args.quick else "fit's default max_epochs"
     print(f"accuracy: sets {','.join(sets)} | methods {','.join(methods)} | seeds {seeds} | "
           f"models: {epochs} | LatentODE params {opts['params'] or 'defaults'}")  # fmt: skip
-    start, records = time.perf_counter(), []
-    for name in sets:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            records += run_set(name, methods, seed, opts)
-            print(f"  {name} seed {seed}: {time.perf_counter() - t0:.1f} s", flush=True)
-    summary = summarise(records)
-    print(markdown_tables(summary, methods, sets))
-    wall = time.perf_counter() - start
-    print(f"\nwall time {wall:.0f} s; results in {path}")
     protocol = dict(
         small_set=SMALL_SET, n_folds=N_FOLDS, test_frac=TEST_FRAC, forecast_at=FORECAST_AT,
         quantiles=QUANTILES, generators={k: v[args.quick] for k, v in GENERATORS.items()},
     )  # fmt: skip
-    result = dict(
-        machine=machine(), quick=args.quick, model_epochs=epochs,
-        latentode_params=opts["params"], sets=sets, methods=methods, seeds=seeds,
-        protocol=protocol, wall_s=wall, summary=summary, records=records,
-    )  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    start, records = time.perf_counter(), []
+
+    def write(complete: bool) -> dict:
+        """The JSON so far (rewritten after every set and seed, so a long run that is
+        stopped keeps what it measured; ``complete`` says whether it finished)."""
+        result = dict(
+            machine=machine(), quick=args.quick, model_epochs=epochs,
+            latentode_params=opts["params"], sets=sets, methods=methods, seeds=seeds,
+            protocol=protocol, wall_s=time.perf_counter() - start, complete=complete,
+            summary=summarise(records), records=records,
+        )  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        return result
+
+    for seed in seeds:  # seed by seed: a stopped run has whole seeds over every set
+        for name in sets:
+            t0 = time.perf_counter()
+            records += run_set(name, methods, seed, opts)
+            print(f"  {name} seed {seed}: {time.perf_counter() - t0:.1f} s", flush=True)
+            write(complete=False)
+    result = write(complete=True)
+    print(markdown_tables(result["summary"], methods, sets))
+    print(f"\nwall time {result['wall_s']:.0f} s; results in {path}")
     return result
 
 
