@@ -4,7 +4,9 @@
 pipeline (:mod:`~latentode.estimator.prediction`) and one summary
 (:mod:`~latentode.estimator.summaries`); ``evaluate`` and ``score`` run the hold-out
 evaluation (:mod:`~latentode.estimator.evaluation`); ``save`` and ``load`` the model
-file (:mod:`~latentode.estimator.model_file`).
+file (:mod:`~latentode.estimator.model_file`). Every method that computes runs with the
+estimator's torch thread count (``threads``; :mod:`~latentode.estimator.threads`) and
+gives the caller's count back when it returns.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from latentode.estimator.fitting import fit_state
 from latentode.estimator.model_file import FittedState, write_model_file
 from latentode.estimator.prediction import Draws, batches, draw
 from latentode.estimator.queries import check_quantiles, check_times_frame, query_targets
+from latentode.estimator.threads import with_thread_policy
 from latentode.estimator.training_run import RunSettings
 from latentode.models import ADAPTIVE_METHODS, SolverConfig
 
@@ -50,6 +53,7 @@ class SeriesEstimator(BaseEstimator):
     _kind: str
 
     # ---- fit ----------------------------------------------------------------------
+    @with_thread_policy
     def fit(
         self,
         train: _Data,
@@ -93,7 +97,8 @@ class SeriesEstimator(BaseEstimator):
         Raises:
             LatentODEError: unusable data or parameters, a channel named like another
                 channel's output column (``x_std`` beside ``x``), a channel whose values
-                cannot be scaled, or a ``log_dir`` that holds another run.
+                cannot be scaled, a ``log_dir`` that holds another run, or a bad
+                ``threads`` (raised by every method that computes).
         """
         columns = ColumnSpec.of(**ColumnSpec.take(trainer_kwargs))
         settings = RunSettings(
@@ -154,6 +159,7 @@ class SeriesEstimator(BaseEstimator):
         return state, out
 
     # ---- prediction -----------------------------------------------------------------
+    @with_thread_policy
     def predict(
         self,
         context: _Data,
@@ -246,6 +252,9 @@ class SeriesEstimator(BaseEstimator):
             n_samples, quantiles, batch_size, horizon, solver_override: as in
                 :meth:`predict`.
 
+        Each chunk runs through :meth:`predict`, with its thread count (``threads``);
+        between chunks the caller's count holds.
+
         Yields:
             Per chunk, the DataFrame :meth:`predict` returns for that chunk's series and
             seed (``attrs["nfe"]`` included).
@@ -307,6 +316,7 @@ class SeriesEstimator(BaseEstimator):
                 "series in the context, or check the ids' type (text '7' is not the number 7)."
             )
 
+    @with_thread_policy
     def sample(
         self,
         context: _Data,
@@ -329,6 +339,7 @@ class SeriesEstimator(BaseEstimator):
         )
         return summaries.sample_rows(state, draws, with_noise)
 
+    @with_thread_policy
     def latent(
         self,
         context: _Data,
@@ -360,6 +371,7 @@ class SeriesEstimator(BaseEstimator):
         state, draws = self._draw(context, times, n_samples, seed, 256, horizon)
         return summaries.latent_rows(state, draws)
 
+    @with_thread_policy
     def encode(self, context: _Data) -> pd.DataFrame:
         """Posterior q(z0 | context) per series: columns ``z0_<k>`` (mean) and ``z0_<k>_std``."""
         state = FittedState.of(self)
@@ -375,6 +387,7 @@ class SeriesEstimator(BaseEstimator):
                 stds.append(std.numpy())
         return summaries.posterior_frame(state, ds.ids, np.concatenate(means), np.concatenate(stds))
 
+    @with_thread_policy
     def intensity(
         self,
         context: _Data,
@@ -391,6 +404,7 @@ class SeriesEstimator(BaseEstimator):
         state, draws = self._draw(context, times, n_samples, seed, 256, horizon)
         return summaries.intensity_rows(state, draws)
 
+    @with_thread_policy
     def predict_proba(
         self, context: _Data, n_samples: int = 20, seed: int | None = None
     ) -> pd.DataFrame:
@@ -404,6 +418,7 @@ class SeriesEstimator(BaseEstimator):
         return summaries.label_probabilities(state, draws)
 
     # ---- evaluation -----------------------------------------------------------------
+    @with_thread_policy
     def evaluate(
         self,
         data: _Data,
@@ -440,6 +455,7 @@ class SeriesEstimator(BaseEstimator):
                 out["roc_auc"] = float(roc_auc_score(y_true, proba))
         return out
 
+    @with_thread_policy
     def score(
         self,
         data: _Data,
