@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from latentode import cli
+from latentode.cli.reporting import in_cli_words
+from latentode.cli.times import parse_times
 
 CLI = [sys.executable, "-m", "latentode.cli"]
 N_SERIES, N_POINTS = 12, 8
@@ -179,20 +181,18 @@ def test_ctrl_c_exits_130(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_cmd_fit", interrupted)
+    monkeypatch.setattr(cli.fit, "run", interrupted)
     assert cli.main(["fit", "data.csv", "--out", "somewhere"]) == 130
     assert "interrupted" in capsys.readouterr().err
 
 
 def test_times_spec_parsing():
     axis_free = {"id_col": "id", "time_col": "time"}
-    assert cli._parse_times(None, False, axis_free) is None
-    np.testing.assert_allclose(
-        cli._parse_times("0:1:0.25", False, axis_free), [0, 0.25, 0.5, 0.75, 1]
-    )
-    np.testing.assert_allclose(cli._parse_times("0, 0.5,1.5", False, axis_free), [0, 0.5, 1.5])
+    assert parse_times(None, False, axis_free) is None
+    np.testing.assert_allclose(parse_times("0:1:0.25", False, axis_free), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(parse_times("0, 0.5,1.5", False, axis_free), [0, 0.5, 1.5])
     with pytest.raises(ValueError, match="step > 0"):
-        cli._parse_times("1:0:0.5", False, axis_free)
+        parse_times("1:0:0.5", False, axis_free)
 
 
 def test_demo_quick(tmp_path, capsys):
@@ -206,4 +206,4 @@ def test_demo_quick(tmp_path, capsys):
 
 def test_errors_speak_in_flags():
     message = "column(s) ['nope'] not found; name the right ones with id_col=. Or drop_empty=True"
-    assert cli._in_cli_words(message).endswith("with --id-col. Or --drop-empty")
+    assert in_cli_words(message).endswith("with --id-col. Or --drop-empty")
