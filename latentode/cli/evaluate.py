@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from latentode.cli.flags import add_column_args, add_sampling_args, columns, solver_override
+from latentode.cli.flags import add_column_args, add_sampling_args, columns, sampling
 from latentode.cli.tables import fmt, table
 
 
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
         data,
         task=args.task,
         frac=args.frac,
-        n_samples=args.n_samples,
-        seed=args.seed,
-        **solver_override(args),
+        **sampling(args),
     )
     if args.json:
         print(json.dumps(metrics))

@@ -122,6 +122,8 @@ def columns(args: argparse.Namespace, model: SeriesEstimator | None = None) -> C
     return schema.columns(**common, **given, channels=schema.channels)
 
 
-def solver_override(args: argparse.Namespace) -> dict[str, Any]:
-    """The solver tolerances the sampling flags set (``rtol``, ``atol``), for this run."""
-    return {n: getattr(args, n) for n in ("rtol", "atol") if getattr(args, n) is not None}
+def sampling(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments the sampling flags set: ``n_samples``, ``seed`` and the solver
+    tolerances (``rtol``, ``atol``) given for this run."""
+    tolerances = {n: getattr(args, n) for n in ("rtol", "atol") if getattr(args, n) is not None}
+    return {"n_samples": args.n_samples, "seed": args.seed, **tolerances}

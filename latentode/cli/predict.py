@@ -21,7 +21,7 @@ from latentode.cli.flags import (
     floats,
     horizon,
     positive_int,
-    solver_override,
+    sampling,
 )
 from latentode.cli.times import TimesFile, parse_times
 
@@ -88,11 +88,9 @@ def run(args: argparse.Namespace) -> int:
     preds = model.predict_stream(
         counted(chunks),
         times,
-        n_samples=args.n_samples,
         quantiles=args.quantiles or None,
-        seed=args.seed,
         horizon=args.horizon,
-        **solver_override(args),
+        **sampling(args),
     )
     with atomic_csv(args.out) as (path, write):
         for pred in preds:
