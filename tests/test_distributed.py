@@ -98,7 +98,6 @@ def model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     with (
-        warnings.catch_warnings(),
         distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
@@ -108,7 +107,6 @@ def client():
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        warnings.simplefilter("ignore")
         yield client
 
 
