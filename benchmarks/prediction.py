@@ -54,7 +54,7 @@ def fit_briefly(epochs: int, seed: int = 0) -> tuple[lo.LatentODE, float]:
 def predict_timing(
     model: lo.LatentODE,
     sample_counts: list[int],
-    thread_counts: list[int],
+    thread_counts: list[int | None],
     repeats: int,
     seed: int = 1,
 ) -> list[dict]:
@@ -62,7 +62,9 @@ def predict_timing(
 
     Every (samples, threads) setting is timed ``repeats`` times, interleaved with the
     others; the median is reported, wall and process CPU time (the latter is steadier
-    on a shared machine at one thread). The estimator predicts on CPU.
+    on a shared machine at one thread). The estimator predicts on CPU, with its
+    ``threads`` parameter set to each thread count (None: its thread policy, 1 thread);
+    the model's own setting is restored afterwards.
     """
     context = lo.datasets.spiral(N_SERIES, seed=seed)
     times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
@@ -70,11 +72,11 @@ def predict_timing(
     seconds: dict[tuple[int, int], list[float]] = {k: [] for k in settings}
     cpu: dict[tuple[int, int], list[float]] = {k: [] for k in settings}  # process CPU time
     nfe: dict[tuple[int, int], int | None] = {}
-    threads_before = torch.get_num_threads()
+    threads_before = model.threads
     model.predict(context[:50], times=times, n_samples=2)  # warm-up
     for r in range(repeats):
         for key in settings if r % 2 == 0 else settings[::-1]:
-            torch.set_num_threads(key[1])
+            model.set_params(threads=key[1])
             cpu_start = time.process_time()
             df, secs = timed(
                 lambda key=key: model.predict(context, times=times, n_samples=key[0]),
@@ -85,7 +87,7 @@ def predict_timing(
             nfe[key] = df.attrs["nfe"]
             if len(df) != N_SERIES * N_TIMES:
                 raise SystemExit(f"predict returned {len(df)} rows, expected {N_SERIES * N_TIMES}")
-    torch.set_num_threads(threads_before)
+    model.set_params(threads=threads_before)
     return [
         {
             "n_samples": s,

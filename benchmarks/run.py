@@ -7,10 +7,11 @@
 
 Sections (registered in ``sections.py``; see benchmarks/README.md): encoder grid, training
 throughput, time to quality and validation MSE after equal epochs, memory (adjoint
-against backprop), prediction, solver tolerance, and profiles of the clinical training
-step. Every table is headed by the machine, device, torch version, torch threads and the
-command. All figures go to ``benchmarks/results/latest.json`` (``--out``) and the printed
-text next to it (``latest.txt``).
+against backprop), prediction, solver tolerance, profiles of the clinical training
+step, and speed next to a CPU-bound process (busy). Every table is headed by the machine,
+device, torch version, torch threads and the command. All figures go to
+``benchmarks/results/latest.json`` (``--out``) and the printed text next to it
+(``latest.txt``).
 """
 
 from __future__ import annotations

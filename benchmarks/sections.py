@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import busy
 import encoder_grid
 import memory
 import prediction
@@ -23,6 +24,8 @@ import torch
 import training
 import union_reference
 from harness import header, table, timed
+
+from latentode.estimator.threads import POLICY_THREADS
 
 # Sizes per mode and section. Training throughput: (rounds, our batches per round) -- each
 # round times one union-grid batch; spiral_to_target: spiral until the validation MSE
@@ -35,6 +38,7 @@ MODES: dict[str, dict[str, dict]] = {
         "memory": {"horizons": [1, 10], "repeats": 1},
         "prediction": {"samples": [100, 10], "repeats": 2, "fit_epochs": 5},
         "tolerance": {"repeats": 1},
+        "busy": busy.SIZES["quick"],
     },
     "full": {
         "training": {"spiral": (5, 3), "periodic": (5, 2), "clinical": (3, 3)},
@@ -53,6 +57,7 @@ MODES: dict[str, dict[str, dict]] = {
         "memory": {"horizons": [1, 2, 5, 10], "repeats": 3},
         "prediction": {"samples": [100, 10], "repeats": 5, "fit_epochs": 5},
         "tolerance": {"repeats": 3},
+        "busy": busy.SIZES["full"],
     },
 }
 TARGET_MSE = 0.2  # spiral validation interpolation MSE, scaled units (noise floor ~0.003)
@@ -354,8 +359,12 @@ def memory_section(sizes: dict, ctx: Context) -> Result:
 def prediction_section(sizes: dict, ctx: Context) -> Result:
     print(f"  fitting a LatentODE for {sizes['fit_epochs']} epochs ...", flush=True)
     model, fit_seconds = prediction.fit_briefly(sizes["fit_epochs"])
-    threads = sorted({ctx.threads, 2})  # the target is on 2 cores: predict's default threads
+    # None: the estimator's thread policy (1 thread), predict's default; 2: both cores
+    threads = [None, *sorted({ctx.threads, 2} - {POLICY_THREADS})]
     rows = prediction.predict_timing(model, sizes["samples"], threads, sizes["repeats"])
+    for row in rows:
+        t = row["threads"]
+        row["threads_label"] = f"policy ({POLICY_THREADS})" if t is None else str(t)
     cpu_info = {**ctx.info, "device": "cpu (the estimator predicts on CPU)"}
     title = f"LatentODE.predict: {prediction.N_SERIES} series x {prediction.N_TIMES} query times"
     text = header(title, cpu_info)
@@ -363,7 +372,7 @@ def prediction_section(sizes: dict, ctx: Context) -> Result:
         rows,
         [
             ("n_samples", "samples", "d"),
-            ("threads", "threads", "d"),
+            ("threads_label", "threads", ""),
             ("seconds", "seconds", ".2f"),
             ("decoder_nfe", "decoder NFE", "d"),
         ],
@@ -373,13 +382,14 @@ def prediction_section(sizes: dict, ctx: Context) -> Result:
         f"({fit_seconds:.1f} s, Lightning); context: {prediction.N_SERIES} spirals of 40 "
         f"points; the same {prediction.N_TIMES} times for every series; mean and std "
         f"from n_samples posterior samples (100 is predict's default), batch_size 256; "
-        f"median of {sizes['repeats']} interleaved runs; target < 2 s."
+        f"median of {sizes['repeats']} interleaved runs; target < 2 s. threads: the "
+        f"estimator's threads= (policy: threads=None, predict's default)."
     )
     by = {(r["n_samples"], r["threads"]): r["seconds"] for r in rows}
     figures = {
-        "predict_1000x100_seconds": by.get((100, 2)),  # both cores, as predict's default
-        "predict_1000x100_seconds_10samples": by.get((10, 2)),
-        f"predict_1000x100_seconds_{ctx.threads}thread": by.get((100, ctx.threads)),
+        "predict_1000x100_seconds": by.get((100, None)),  # predict's defaults: the policy
+        "predict_1000x100_seconds_10samples": by.get((10, None)),
+        "predict_1000x100_seconds_2threads": by.get((100, 2)),
     }
     return Result({"fit_seconds": fit_seconds, "rows": rows}, [text], figures)
 
@@ -434,6 +444,15 @@ def profile_section(sizes: dict, ctx: Context) -> Result:
         ],
     )
     return Result(prof, [text, ops])
+
+
+@section("busy")
+def busy_section(sizes: dict, ctx: Context) -> Result:
+    print("\n## Busy machine: idle against one CPU-bound process beside (benchmarks/busy.py)")
+    result = busy.run(sizes)
+    info = {**ctx.info, "device": "cpu (fit and predict on CPU)", "threads": "per row"}
+    text = header("Speed on a busy machine: thread policy against torch's default", info)
+    return Result(result, [text + busy.render(result)], result["figures"])
 
 
 @section("union_profile", quick=False)  # minutes on CPU: full mode, or ask with --only

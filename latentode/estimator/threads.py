@@ -13,8 +13,9 @@ every public entry runs with :data:`POLICY_THREADS` intra-op thread, and an esti
 :func:`thread_count` sets the count for a block and restores the caller's afterwards
 (also on an exception); :func:`with_thread_policy` applies it to an estimator method.
 The count only concerns ops on the CPU: CUDA kernels do not use it. Under Lightning's
-DDP the policy holds in the process that calls ``fit``; the ranks Lightning starts set
-their own count.
+DDP the policy is set in each process that runs ``fit``, but Lightning's launcher then
+sets every rank's count for training itself (cores divided by processes, unless
+``OMP_NUM_THREADS`` is set); the caller's count is still restored when ``fit`` returns.
 """
 
 from __future__ import annotations
