@@ -4,7 +4,8 @@ Interpolation: half of each test spiral's points are hidden; the latent ODE must
 them in better than per-series linear interpolation. Forecasting: the second half of
 each test spiral must be predicted far better than by repeating the last value.
 Both are checked against the generator's noisy observations, and the central 90%
-predictive interval must cover between 85% and 95% of the hidden values.
+predictive interval must cover between 85% and 95% of the hidden values when
+interpolating, 80% to 97% when forecasting.
 """
 
 import numpy as np
@@ -62,4 +63,7 @@ def test_forecast_beats_last_value(fitted):
     scores = model.evaluate(test, task="extrap", frac=0.5)
     print(f"extrap: latent ODE {scores['mse']:.4f} vs last value {baseline:.4f}")
     assert scores["mse"] < 0.1 * baseline
-    assert 0.85 <= scores["coverage_90"] <= 0.95
+    # forecast intervals are calibrated on the validation series' own cuts (48 spirals),
+    # so on 60 test spirals their coverage varies more than interpolation's: measured
+    # 0.92-0.96 over cuts at 30-90% of the span; the target of issue 13 is 80-97%
+    assert 0.80 <= scores["coverage_90"] <= 0.97
