@@ -662,6 +662,22 @@ BROKEN_HEADERS = {
     "no channels": (lambda h: {k: v for k, v in h.items() if k != "channels"}, "channels"),
     "no scaler": (lambda h: {k: v for k, v in h.items() if k != "scaler"}, "scaler"),
     "not a dict": (lambda h: [1, 2, 3], "header"),
+    "residual for another channel count": (
+        lambda h: {**h, "residual": {k: v[:1] for k, v in h["residual"].items()}},
+        "residual has 1 entries for 2 channels",
+    ),
+    "unknown residual kernel": (
+        lambda h: {**h, "residual": {**h["residual"], "kernel": ["rbf", "ou"]}},
+        "unknown residual kernel",
+    ),
+    "negative residual lengthscale": (
+        lambda h: {**h, "residual": {**h["residual"], "lengthscale": [-1.0, 1.0]}},
+        "positive",
+    ),
+    "forecast scale for another channel count": (
+        lambda h: {**h, "forecast_interval_scale": [1.0, 1.0, 1.0]},
+        "forecast_interval_scale has 3 entries",
+    ),
 }
 
 

@@ -173,6 +173,15 @@ def read_model_file(path: str | os.PathLike) -> tuple[str, dict, FittedState]:
             if header.get("forecast_interval_scale") is None
             else tuple(float(v) for v in header["forecast_interval_scale"]),
         )
+        n_c = len(state.schema.channels)
+        per_channel = {
+            "interval_scale": state.interval_scale,
+            "forecast_interval_scale": state.forecast_interval_scale,
+            "residual": None if state.residual is None else state.residual.kernel,
+        }
+        for name, values in per_channel.items():
+            if values is not None and len(values) != n_c:
+                raise ValueError(f"{name} has {len(values)} entries for {n_c} channels")
     except (TypeError, KeyError, IndexError, ValueError, RuntimeError) as err:
         raise LatentODEError(
             f"{path} does not match this latentode version's model ({err})."
