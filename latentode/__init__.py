@@ -3,8 +3,9 @@
 The public API: :class:`LatentODE` and :class:`ODERNN` (estimators), :func:`load`
 (a saved model of either kind), :func:`read_csv`,
 :func:`iter_csv` (a file in chunks of series, bounded memory) and :func:`from_dataframe`
-(data in), :mod:`latentode.datasets` (synthetic data and the PhysioNet 2012 reader)
-and :mod:`latentode.plotting`. Torch and Lightning are imported on first use of an
+(data in), :mod:`latentode.datasets` (synthetic data and the PhysioNet 2012 reader),
+:mod:`latentode.plotting` and :mod:`latentode.distributed` (prediction on Dask; the
+optional ``latentode[dask]`` extra). Torch and Lightning are imported on first use of an
 estimator, so reading data stays quick.
 """
 
@@ -24,13 +25,14 @@ _LAZY = {
     "ODERNN": ("latentode.estimator", "ODERNN"),
     "datasets": ("latentode.datasets", None),
     "plotting": ("latentode.plotting", None),
+    "distributed": ("latentode.distributed", None),
     "iter_csv": ("latentode.data.streaming", "iter_csv"),
     "load": ("latentode.estimator", "load"),
     "NotFittedError": ("latentode.estimator", "NotFittedError"),
 }
 
 if TYPE_CHECKING:
-    from latentode import datasets, plotting
+    from latentode import datasets, distributed, plotting
     from latentode.data.streaming import iter_csv
     from latentode.estimator import ODERNN, LatentODE, NotFittedError, load
 
@@ -52,6 +54,7 @@ __all__ = [
     "SeriesDataset",
     "__version__",
     "datasets",
+    "distributed",
     "from_dataframe",
     "iter_csv",
     "load",
