@@ -39,3 +39,24 @@ def write_crafted(request, tmp_path) -> Callable[[Path], Path]:
         return marker
 
     return write
+
+
+def fit_tiny_spiral(params: dict, log_dir: Path):
+    """A LatentODE(**params) fitted for one epoch on 30 spirals, on the CPU, quietly: a
+    model whose numbers do not matter, for tests of the prediction machinery."""
+    import warnings
+
+    import latentode as lo
+
+    est = lo.LatentODE(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(
+            lo.datasets.spiral(30, seed=0),
+            max_epochs=1,
+            accelerator="cpu",
+            devices=1,
+            progress_bar=False,
+            log_dir=log_dir,
+        )
+    return est

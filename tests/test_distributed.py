@@ -16,12 +16,12 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fit_tiny_spiral
 
 import latentode as lo
 from latentode.errors import LatentODEError
@@ -81,18 +81,7 @@ def _worker_kib(client, field: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    est = lo.LatentODE(**TINY)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(
-            lo.datasets.spiral(30, seed=0),
-            max_epochs=1,
-            accelerator="cpu",
-            devices=1,
-            progress_bar=False,
-            log_dir=tmp_path_factory.mktemp("logs"),
-        )
-    return est
+    return fit_tiny_spiral(TINY, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture(scope="module")

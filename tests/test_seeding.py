@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import fit_tiny_spiral
 
 import latentode as lo
 from latentode.estimator.seeding import SeriesRandom, id_bytes, stream_seed
@@ -30,18 +30,7 @@ KEY = ["series_id", "time"]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    est = lo.LatentODE(**TINY)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(
-            lo.datasets.spiral(30, seed=0),
-            max_epochs=1,
-            accelerator="cpu",
-            devices=1,
-            progress_bar=False,
-            log_dir=tmp_path_factory.mktemp("logs"),
-        )
-    return est
+    return fit_tiny_spiral(TINY, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fit_tiny_spiral
 
 import latentode as lo
 from latentode import cli
@@ -229,18 +229,7 @@ def test_import_stays_light():
 # ---- predict_stream --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    est = lo.LatentODE(**TINY)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(
-            lo.datasets.spiral(30, seed=0),
-            max_epochs=1,
-            accelerator="cpu",
-            devices=1,
-            progress_bar=False,
-            log_dir=tmp_path_factory.mktemp("logs"),
-        )
-    return est
+    return fit_tiny_spiral(TINY, tmp_path_factory.mktemp("logs"))
 
 
 @pytest.fixture(scope="module")
