@@ -333,3 +333,64 @@ def test_training_steps_get_the_epochs_kl_weight_and_validation_gets_one(tmp_pat
     train = [w for training, w in seen if training]
     assert train == [1 / 3] * 2 + [2 / 3] * 2 + [1.0] * 4  # two batches per epoch
     assert [w for training, w in seen if not training] == [1.0] * 8
+
+
+# ---- the estimator's label_weight ------------------------------------------------------
+def _labelled_dataset() -> lo.SeriesDataset:
+    """The tiny batch's three series as a dataset (labels 1, unknown, 0), plus three more."""
+    rng = np.random.default_rng(5)
+    series = []
+    for i in range(6):
+        t = np.sort(rng.choice(np.arange(30) / 10, size=6, replace=False))
+        values = rng.normal(size=(6, 2))
+        label = None if i == 1 else float(i % 2)
+        series.append(make_series(i, t, values, static=rng.normal(size=2), label=label))
+    return lo.SeriesDataset(series, channels=["a", "b"], static_names=["s", "u"], label_name="y")
+
+
+TINY_PARAMS = {"latent_dim": 3, "encoder_hidden": 4, "hidden": 6, "depth": 1, "n_samples": 2}
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.5, 100.0])
+def test_label_weight_parameter_scales_the_label_term(weight: float) -> None:
+    """``LatentODE(label_weight=w)``: loss = (the loss at w = 0) + w · label NLL, where the
+    NLL is recomputed by hand from the classifier's logits on the same z0 samples."""
+    data = _labelled_dataset()
+    batch = collate(list(data), SCALER, None, dtype=DT)
+    losses = {}
+    for w in (0.0, weight):
+        config = lo.LatentODE(**TINY_PARAMS, label_weight=w)._network_config(data)
+        assert config["classify"] and config["label_weight"] == w
+        torch.manual_seed(0)  # the same weights for both (label_weight has no parameter)
+        net = build_network("latent_ode", config).double()
+        with torch.no_grad():
+            torch.manual_seed(11)
+            losses[w] = net.training_loss(batch)
+            mean, std = net.encode(batch)
+            torch.manual_seed(11)
+            z0 = mean + std * torch.randn(2, *mean.shape, dtype=DT)
+            p = torch.sigmoid(_logits_by_hand(net, z0, batch.static))  # [K, B]
+    y = [s.label for s in data]
+    known = [b for b in range(len(y)) if y[b] is not None]
+    nll = -sum(
+        y[b] * math.log(p[k, b]) + (1 - y[b]) * math.log(1 - p[k, b]) for b in known for k in (0, 1)
+    ) / (2 * len(known))
+    assert float(losses[weight]["label_nll"]) == pytest.approx(nll, rel=1e-10)
+    expected = float(losses[0.0]["loss"]) + weight * nll
+    assert float(losses[weight]["loss"]) == pytest.approx(expected, rel=1e-10)
+
+
+def test_label_weight_is_saved_with_the_model(tmp_path) -> None:
+    model = lo.LatentODE(**TINY_PARAMS, label_weight=3.5, residual=False, batch_size=3)
+    model.fit(_labelled_dataset(), max_epochs=1, progress_bar=False, log_dir=tmp_path / "run")
+    assert model.network_.cfg.label_weight == 3.5
+    model.save(tmp_path / "m.safetensors")
+    loaded = lo.load(tmp_path / "m.safetensors")
+    assert loaded.get_params()["label_weight"] == 3.5
+    assert loaded.network_.cfg.label_weight == 3.5
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_label_weight_must_be_finite_and_not_negative(weight: float) -> None:
+    with pytest.raises(lo.LatentODEError, match="label_weight must be a finite number >= 0"):
+        lo.LatentODE(**TINY_PARAMS, label_weight=weight)._network_config(_labelled_dataset())

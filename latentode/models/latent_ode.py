@@ -99,6 +99,10 @@ class LatentODEConfig:
         for name in ("n_channels", "latent_dim", "encoder_hidden", "hidden", "n_samples"):
             if int(getattr(self, name)) < 1:
                 raise LatentODEError(f"{name} must be a positive integer.")
+        if not math.isfinite(self.label_weight) or self.label_weight < 0:
+            raise LatentODEError(
+                f"label_weight must be a finite number >= 0, got {self.label_weight!r}."
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
