@@ -148,8 +148,11 @@ def test_twenty_thousand_series_match_predict_with_bounded_worker_memory(model, 
     ddf = dd.from_pandas(frame.sample(frac=1.0, random_state=0), npartitions=16)  # mixed up
     start = time.perf_counter()
     result = lo_dask.predict(model, ddf, **kwargs)
-    # gathered partition by partition (``compute()`` would concatenate them on one worker)
-    got = pd.concat(dask.compute(*result.to_delayed()), ignore_index=True)
+    # gathered partition by partition as each finishes, so a worker does not keep its
+    # finished partitions (``compute()`` would concatenate them all on one worker, and
+    # on a busy machine one worker may finish most of them before any is gathered)
+    parts = [f.result() for f in distributed.as_completed(client.compute(result.to_delayed()))]
+    got = pd.concat(parts, ignore_index=True)
     cluster_s = time.perf_counter() - start
     worker_kib = [hwm - rss for hwm, rss in zip(_worker_kib(client, "VmHWM"), workers_before)]
 
