@@ -332,7 +332,7 @@ def _profile_log_marginal(
         return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
 
     n_obs = per_channel(rows.valid.sum(-1).to(q.dtype))
-    scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-300)
+    scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
     ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * _LOG_2PI)
     return ll, scale
 
