@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from latentode.nn.fused_odernn import fused_final_state, supports_fused
 from latentode.nn.solve import SolverConfig, advance
 from latentode.nn.vector_fields import MLPVectorField, mlp
 
@@ -83,6 +84,44 @@ class _SeriesClock:
 def _valid_positions(lengths: torch.Tensor, n_times: int) -> torch.Tensor:
     """[B, T] True where position k < length."""
     return torch.arange(n_times, device=lengths.device) < lengths.unsqueeze(-1)
+
+
+def _step_major(
+    times: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    reverse: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A padded batch as step-major tensors indexed by position k (not reading order).
+
+    Returns gaps [T, B] (time moved before reading position k, from its neighbour in
+    reading order; 0 for padding and the first read), starts [T, B] (the time moved
+    from), GRU inputs [T, B, 2C] (``[values·mask, mask]``) and update [T, B, 1] (True
+    where position k is real and has an observed channel).
+    """
+    n_times = values.shape[1]
+    valid = _valid_positions(lengths, n_times)  # [B, T]
+    observed = (mask > 0) & valid.unsqueeze(-1)  # [B, T, C]
+    inputs = torch.cat(
+        [torch.where(observed, values, 0.0), observed.to(values.dtype)], dim=-1
+    )  # [B, T, 2C]
+    update = observed.any(dim=-1)  # [B, T]
+    clean_times = torch.where(valid, times, 0.0)  # [B, T]
+    if reverse:
+        step = clean_times[:, :-1] - clean_times[:, 1:]  # [B, T-1] t_k - t_{k+1} <= 0
+        gaps = F.pad(torch.where(valid[:, 1:], step, 0.0), (0, 1))  # [B, T]
+        starts = F.pad(clean_times[:, 1:], (0, 1))  # [B, T] the time moved from
+    else:
+        step = clean_times[:, 1:] - clean_times[:, :-1]  # [B, T-1] t_k - t_{k-1} >= 0
+        gaps = F.pad(torch.where(valid[:, 1:], step, 0.0), (1, 0))  # [B, T]
+        starts = F.pad(clean_times[:, :-1], (1, 0))  # [B, T]
+    return (
+        gaps.t().contiguous(),
+        starts.t().contiguous(),
+        inputs.transpose(0, 1).contiguous(),
+        update.t().unsqueeze(-1).contiguous(),
+    )
 
 
 class ODERNN(nn.Module):
@@ -148,30 +187,8 @@ class ODERNN(nn.Module):
             :class:`ODERNNStates`.
         """
         n_batch, n_times, _ = values.shape
-        valid = _valid_positions(lengths, n_times)  # [B, T]
-        observed = (mask > 0) & valid.unsqueeze(-1)  # [B, T, C]
-        inputs = torch.cat(
-            [torch.where(observed, values, 0.0), observed.to(values.dtype)], dim=-1
-        )  # [B, T, 2C]
-        update = observed.any(dim=-1)  # [B, T]
-        clean_times = torch.where(valid, times, 0.0)  # [B, T]
-        # gap[k]: time moved before reading position k (its neighbour in reading order)
-        if reverse:
-            step = clean_times[:, :-1] - clean_times[:, 1:]  # [B, T-1] t_k - t_{k+1} <= 0
-            has_prev = valid[:, 1:]  # position k+1 is real
-            gaps = F.pad(torch.where(has_prev, step, 0.0), (0, 1))  # [B, T]
-            starts = F.pad(clean_times[:, 1:], (0, 1))  # [B, T] the time moved from
-            order = range(n_times - 1, -1, -1)
-        else:
-            step = clean_times[:, 1:] - clean_times[:, :-1]  # [B, T-1] t_k - t_{k-1} >= 0
-            gaps = F.pad(torch.where(valid[:, 1:], step, 0.0), (1, 0))  # [B, T]
-            starts = F.pad(clean_times[:, :-1], (1, 0))  # [B, T]
-            order = range(n_times)
-        # step-major copies so each step reads a contiguous slice
-        gaps_k = gaps.t().contiguous()  # [T, B]
-        starts_k = starts.t().contiguous()  # [T, B]
-        inputs_k = inputs.transpose(0, 1).contiguous()  # [T, B, 2C]
-        update_k = update.t().unsqueeze(-1).contiguous()  # [T, B, 1]
+        gaps_k, starts_k, inputs_k, update_k = _step_major(times, values, mask, lengths, reverse)
+        order = range(n_times - 1, -1, -1) if reverse else range(n_times)
 
         h = values.new_zeros(n_batch, self.hidden_dim) if h0 is None else h0  # [B, H]
         params = tuple(self.field.parameters())
@@ -188,6 +205,25 @@ class ODERNN(nn.Module):
             after=torch.stack(after, dim=1),  # [B, T, H]
             final=h,  # [B, H]
         )
+
+    def final_state(
+        self,
+        times: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        lengths: torch.Tensor,
+        reverse: bool = False,
+    ) -> torch.Tensor:
+        """``forward(...).final`` [B, H] from a zero state, by the fused pass
+        (:mod:`latentode.nn.fused_odernn`: one autograd node, same values) when the
+        field and solver allow it and the data need no gradient, else by :meth:`forward`."""
+        data_grad = times.requires_grad or values.requires_grad
+        if data_grad or not supports_fused(self.field, self.cell, self.solver):
+            return self.forward(times, values, mask, lengths, reverse).final
+        gaps, _, inputs, update = _step_major(times, values, mask, lengths, reverse)
+        if reverse:  # reading order: last position first
+            gaps, inputs, update = gaps.flip(0), inputs.flip(0), update.flip(0)
+        return fused_final_state(self.field, self.cell, self.solver, gaps, inputs, update)
 
 
 class _PosteriorHead(nn.Module):
@@ -240,8 +276,8 @@ class ODERNNEncoder(nn.Module):
         mask: torch.Tensor,
         lengths: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states = self.odernn(times, values, mask, lengths, reverse=True)
-        return self.head(states.final)  # [B, L], [B, L]
+        final = self.odernn.final_state(times, values, mask, lengths, reverse=True)
+        return self.head(final)  # [B, L], [B, L]
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
