@@ -359,7 +359,9 @@ def test_label_weight_parameter_scales_the_label_term(weight: float) -> None:
     batch = collate(list(data), SCALER, None, dtype=DT)
     losses = {}
     for w in (0.0, weight):
-        config = lo.LatentODE(**TINY_PARAMS, label_weight=w)._network_config(data)
+        # the paper's head (an MLP on z0), which _logits_by_hand computes
+        model = lo.LatentODE(**TINY_PARAMS, label_weight=w, label_readout="z0", label_hidden=None)
+        config = model._network_config(data)
         assert config["classify"] and config["label_weight"] == w
         torch.manual_seed(0)  # the same weights for both (label_weight has no parameter)
         net = build_network("latent_ode", config).double()
@@ -394,3 +396,26 @@ def test_label_weight_is_saved_with_the_model(tmp_path) -> None:
 def test_label_weight_must_be_finite_and_not_negative(weight: float) -> None:
     with pytest.raises(lo.LatentODEError, match="label_weight must be a finite number >= 0"):
         lo.LatentODE(**TINY_PARAMS, label_weight=weight)._network_config(_labelled_dataset())
+
+
+def test_linear_classifier_is_logistic_regression_on_z0_and_statics() -> None:
+    """``classifier_hidden=0``: logit = w · [z0, statics] + b; None (files written before
+    the field existed) keeps the tanh MLP ``hidden`` wide; k > 0 an MLP k wide."""
+    batch = _tiny_batch()
+    z0 = torch.randn(4, len(batch), 3, generator=torch.Generator().manual_seed(2), dtype=DT)
+    config = {k: v for k, v in _tiny_net(3).cfg.to_dict().items() if k != "classifier_hidden"}
+    net = build_network("latent_ode", {**config, "classifier_hidden": 0}).double()
+    with torch.no_grad():
+        got = net.label_logits(z0, batch)
+    weight, bias = net.classifier.weight[0], float(net.classifier.bias[0])
+    for s in range(4):
+        for b in range(len(batch)):
+            feats = [*z0[s, b].tolist(), *batch.static[b].tolist()]  # [L + S_c]
+            expected = sum(w * f for w, f in zip(weight.tolist(), feats)) + bias
+            assert float(got[s, b]) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    old = build_network("latent_ode", config).classifier  # no classifier_hidden key
+    assert [m.out_features for m in old if isinstance(m, torch.nn.Linear)] == [6, 1]
+    five = build_network("latent_ode", {**config, "classifier_hidden": 5}).classifier
+    assert [m.out_features for m in five if isinstance(m, torch.nn.Linear)] == [5, 1]
+    with pytest.raises(lo.LatentODEError, match="classifier_hidden must be an integer >= 0"):
+        build_network("latent_ode", {**config, "classifier_hidden": -1})

@@ -3,7 +3,8 @@
 q(z0 | context) from an RNN or ODE-RNN encoder read in reverse time; z(t) from one
 solve of the latent ODE, read out at every target time of every series; a linear
 decoder to observation space with Gaussian noise; optionally a Poisson intensity
-λ(z(t)) for the observation times and a classifier on z0. Trained on the
+λ(z(t)) for the observation times and a classifier on z0 or on z at the series'
+last time. Trained on the
 importance-weighted bound (K samples; K = 1 is the ELBO) with KL warm-up.
 """
 
@@ -37,6 +38,8 @@ MIN_NOISE_STD = 1e-3
 #: How z evolves between times: a neural ODE, or a GRU stepping through each series'
 #: own query times with the gap as input (with encoder="rnn": the paper's RNN-VAE).
 LATENT_DYNAMICS = ("ode", "rnn")
+#: The latent features of the label head (see ``LatentODEConfig.label_readout``).
+LABEL_READOUTS = ("z0", "last", "both")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,16 @@ class LatentODEConfig:
         n_static: S, static covariates (used by the classifier).
         classify: predict a per-series binary label from z0 (and statics).
         label_weight: weight of the label's log-likelihood per series.
+        classifier_hidden: the classifier on its features (see ``label_readout``) and
+            the statics: 0, logistic regression (one linear layer); k > 0, an MLP with
+            one tanh layer of k units; None, such an MLP ``hidden`` units wide (what
+            model files without this field hold).
+        label_readout: the latent features the classifier reads: ``"z0"`` (the state at
+            the series' first time; what model files without this field hold),
+            ``"last"`` (z at the end of the series' window, carried there from z0 by the
+            latent dynamics) or ``"both"`` (``[z0, z_last]``). The window's end is the
+            last target time in training (targets are the whole series) and the last
+            context time at prediction.
         solver: the latent ODE's solver settings (``SolverConfig`` fields).
         encoder_solver: the ODE-RNN encoder's solver settings.
         n_grid: points of the read-out grid over the batch's time span.
@@ -75,6 +88,8 @@ class LatentODEConfig:
     n_static: int = 0
     classify: bool = False
     label_weight: float = 1.0
+    classifier_hidden: int | None = None
+    label_readout: str = "z0"
     solver: dict = field(default_factory=lambda: SolverConfig().to_dict())
     encoder_solver: dict = field(
         default_factory=lambda: SolverConfig(method="euler", step_size=0.5).to_dict()
@@ -99,6 +114,15 @@ class LatentODEConfig:
         for name in ("n_channels", "latent_dim", "encoder_hidden", "hidden", "n_samples"):
             if int(getattr(self, name)) < 1:
                 raise LatentODEError(f"{name} must be a positive integer.")
+        if self.classifier_hidden is not None and int(self.classifier_hidden) < 0:
+            raise LatentODEError(
+                f"classifier_hidden must be an integer >= 0 (0: logistic regression on z0), "
+                f"got {self.classifier_hidden!r}."
+            )
+        if self.label_readout not in LABEL_READOUTS:
+            raise LatentODEError(
+                f"label_readout={self.label_readout!r} is unknown; use one of {LABEL_READOUTS}."
+            )
         if not math.isfinite(self.label_weight) or self.label_weight < 0:
             raise LatentODEError(
                 f"label_weight must be a finite number >= 0, got {self.label_weight!r}."
@@ -138,13 +162,8 @@ class LatentODENet(nn.Module):
             torch.full((c,), math.log(cfg.noise_std)), requires_grad=cfg.learn_noise
         )
         self.intensity = PoissonIntensity(latent, c, cfg.hidden) if cfg.poisson else None
-        self.classifier = (
-            nn.Sequential(
-                nn.Linear(latent + cfg.n_static, cfg.hidden), nn.Tanh(), nn.Linear(cfg.hidden, 1)
-            )
-            if cfg.classify
-            else None
-        )
+        n_feats = latent * (2 if cfg.label_readout == "both" else 1) + cfg.n_static
+        self.classifier = _classifier(n_feats, cfg) if cfg.classify else None
         self.solver = SolverConfig.from_dict(cfg.solver)
 
     @property
@@ -258,7 +277,9 @@ class LatentODENet(nn.Module):
             bound = iwae_bound(log_px, z0, mean, std, kl_weight)  # [B]
         loss = -bound.sum() / n_obs
         if self.classifier is not None and batch.labels is not None:
-            ll = bernoulli_log_likelihood(self.label_logits(z0, batch), batch.labels)  # [S, B]
+            z_last = last_state(z, batch.target_lengths)  # [S, B, L]: the series' end
+            logits = self.label_logits(z0, batch, z_last)  # [S, B]
+            ll = bernoulli_log_likelihood(logits, batch.labels)  # [S, B]
             known = (~torch.isnan(batch.labels)).sum().clamp_min(1)
             label_nll = -ll.mean(0).sum() / known
             loss = loss + self.cfg.label_weight * label_nll
@@ -267,13 +288,36 @@ class LatentODENet(nn.Module):
         out["kl"] = kl.mean()
         return out
 
-    def label_logits(self, z0: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Classifier logits [S, B] from z0 samples [S, B, L] and static covariates."""
-        feats = z0
+    def label_logits(
+        self, z0: torch.Tensor, batch: Batch, z_last: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Classifier logits [S, B] from z0 samples [S, B, L], the latent state at the
+        end of each series' window ``z_last`` [S, B, L] (needed unless
+        ``label_readout="z0"``) and the static covariates."""
+        readout = self.cfg.label_readout
+        if readout != "z0" and z_last is None:
+            raise LatentODEError(f"label_readout={readout!r} needs z_last, the state at t_last.")
+        parts = {"z0": [z0], "last": [z_last], "both": [z0, z_last]}[readout]
         if self.cfg.n_static:
-            static = batch.static.unsqueeze(0).expand(z0.shape[0], -1, -1)  # [S, B, S_c]
-            feats = torch.cat([z0, static], dim=-1)
-        return self.classifier(feats).squeeze(-1)
+            parts.append(batch.static.unsqueeze(0).expand(z0.shape[0], -1, -1))  # [S, B, S_c]
+        return self.classifier(torch.cat(parts, dim=-1)).squeeze(-1)
+
+    def _label_logits_at_context_end(
+        self, z0: torch.Tensor, batch: Batch, z: torch.Tensor, solver: SolverConfig | None
+    ) -> torch.Tensor:
+        """Logits [S, B] with the window's end at each series' last context time; ``z``
+        [S, B, T', L] at the targets is reused when every target ends there."""
+        if self.cfg.label_readout == "z0":
+            return self.label_logits(z0, batch)
+        end = batch.times.gather(1, (batch.lengths - 1).clamp_min(0).unsqueeze(1))  # [B, 1]
+        target_end = batch.target_times.gather(
+            1, (batch.target_lengths - 1).clamp_min(0).unsqueeze(1)
+        )
+        if torch.equal(end, target_end):
+            z_last = last_state(z, batch.target_lengths)
+        else:  # the context's own times (the RNN decoder steps through them)
+            z_last = last_state(self.latent_paths(z0, batch.times, solver)[0], batch.lengths)
+        return self.label_logits(z0, batch, z_last)
 
     @torch.no_grad()
     def predict_mean(self, batch: Batch) -> torch.Tensor:
@@ -326,8 +370,24 @@ class LatentODENet(nn.Module):
         if self.intensity is not None:
             out["log_intensity"] = rowwise(self.intensity.log_intensity, z)
         if self.classifier is not None:
-            out["label_logits"] = self.label_logits(z0, batch)
+            out["label_logits"] = self._label_logits_at_context_end(z0, batch, z, solver)
         return out
+
+
+def _classifier(n_in: int, cfg: LatentODEConfig) -> nn.Module:
+    """The label head on ``[latent features, statics]`` [..., n_in] → logits [..., 1]
+    (see ``LatentODEConfig.classifier_hidden`` and ``label_readout``)."""
+    width = cfg.hidden if cfg.classifier_hidden is None else int(cfg.classifier_hidden)
+    if width == 0:
+        return nn.Linear(n_in, 1)
+    return nn.Sequential(nn.Linear(n_in, width), nn.Tanh(), nn.Linear(width, 1))
+
+
+def last_state(z: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """z [S, B, T, L] at each series' last real time (index ``lengths - 1``) → [S, B, L]."""
+    idx = (lengths - 1).clamp_min(0).to(z.device).view(1, -1, 1, 1)
+    idx = idx.expand(z.shape[0], -1, 1, z.shape[-1])
+    return z.gather(2, idx).squeeze(2)
 
 
 def rowwise(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
