@@ -20,6 +20,8 @@ import busy
 import encoder_grid
 import memory
 import prediction
+import read_csv
+import step_speed
 import torch
 import training
 import union_reference
@@ -39,6 +41,8 @@ MODES: dict[str, dict[str, dict]] = {
         "prediction": {"samples": [100, 10], "repeats": 2, "fit_epochs": 5},
         "tolerance": {"repeats": 1},
         "busy": busy.SIZES["quick"],
+        "step_speed": step_speed.SIZES["quick"],
+        "read_csv": {"argv": ["--repeats", "3"]},
     },
     "full": {
         "training": {"spiral": (5, 3), "periodic": (5, 2), "clinical": (3, 3)},
@@ -58,6 +62,8 @@ MODES: dict[str, dict[str, dict]] = {
         "prediction": {"samples": [100, 10], "repeats": 5, "fit_epochs": 5},
         "tolerance": {"repeats": 3},
         "busy": busy.SIZES["full"],
+        "step_speed": step_speed.SIZES["full"],
+        "read_csv": {"argv": ["--repeats", "5"]},
     },
 }
 TARGET_MSE = 0.2  # spiral validation interpolation MSE, scaled units (noise floor ~0.003)
@@ -214,7 +220,9 @@ def training_section(sizes: dict, ctx: Context) -> Result:
     if "clinical" in by:
         clinical = by["clinical"]
         figures["train_speedup_vs_union_clinical"] = clinical["speedup"]
-        figures["train_seconds_per_batch_clinical_1min"] = clinical["ours"]["seconds_per_batch"]
+        figures["train_seconds_per_batch_clinical_1min_harness"] = clinical["ours"][
+            "seconds_per_batch"
+        ]
         figures["train_seconds_per_batch_union_clinical_1min"] = clinical["union"][
             "seconds_per_batch"
         ]
@@ -494,3 +502,50 @@ def union_profile_section(sizes: dict, ctx: Context) -> Result:
         "page faults during it), then one whole step (page faults and CPU time over the step)."
     )
     return Result({"union_length": int(batch.times.shape[0]), "parts": rows}, [text])
+
+
+@section("step_speed")
+def step_speed_section(sizes: dict, ctx: Context) -> Result:
+    print(f"\n## The clinical step through fit: this tree against {step_speed.BASELINE}")
+    summary = step_speed.measure(sizes, step_speed.BASELINE)
+    rows = [
+        {"tree": f"baseline {step_speed.BASELINE}", **summary["baseline"]},
+        {"tree": "this tree", **summary["current"]},
+    ]
+    for row in rows:
+        row["fits"] = ", ".join(f"{s:.3f}" for s in row["per_fit_medians"])
+        row["mse"] = ", ".join(f"{v:.3f}" for v in row["val_mse_per_epoch"])
+    info = {**ctx.info, "device": "cpu", "threads": "1 (the thread policy)"}
+    text = header("Clinical training step through LatentODE.fit, against the baseline", info)
+    text += table(
+        rows,
+        [
+            ("tree", "tree", ""),
+            ("median_step_seconds", "s/step", ".3f"),
+            ("fits", "per-fit medians", ""),
+            ("mse", "val MSE per epoch", ""),
+        ],
+    )
+    text += (
+        f"\nspeedup {summary['speedup']:.2f}x. Batch {step_speed.BATCH}, 2019 size, "
+        f"{sizes['n_train']} training / {sizes['n_val']} validation stays of the clinical "
+        f"generator (1-minute times), {sizes['epochs']} epochs per fit, {sizes['rounds']} "
+        "rounds alternating the trees; a step is timed by a Lightning callback (forward, "
+        "backward, clip, Adam), the first of each fit left out."
+    )
+    figures = {
+        "train_seconds_per_batch_clinical_1min": summary["current"]["median_step_seconds"],
+        "train_seconds_per_batch_clinical_1min_baseline": summary["baseline"][
+            "median_step_seconds"
+        ],
+        "train_step_speedup_vs_baseline": summary["speedup"],
+    }
+    return Result(summary, [text], figures)
+
+
+@section("read_csv")
+def read_csv_section(sizes: dict, ctx: Context) -> Result:
+    print("\n## read_csv against pandas.read_csv (benchmarks/read_csv.py)")
+    argv = list(sizes.get("argv", []))
+    ratio = read_csv.main(argv)  # 1,000,000 rows in both modes: the size
+    return Result({"ratio": ratio, "argv": argv}, figures={"read_csv_over_pandas": ratio})

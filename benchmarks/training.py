@@ -111,6 +111,18 @@ class CallCounter:
         self.calls += 1
 
 
+class SolverCount:
+    """Evaluations a field's own ``NFECounter`` records (the fused ODE-RNN pass evaluates
+    the field inside one autograd node, where forward hooks do not fire)."""
+
+    def __init__(self, field: torch.nn.Module) -> None:
+        self.counter, self.start = field.nfe, field.nfe.forward
+
+    @property
+    def calls(self) -> int:
+        return self.counter.forward - self.start
+
+
 class TrainingPath:
     """A network, its optimiser and how one path collates, scores and evaluates a batch."""
 
@@ -121,7 +133,8 @@ class TrainingPath:
         self.opt = torch.optim.Adam(net.parameters(), lr=OPTIM.lr)
         self.sched = torch.optim.lr_scheduler.ExponentialLR(self.opt, gamma=OPTIM.lr_decay)
         self.decoder_nfe = CallCounter(net.dynamics)
-        self.encoder_nfe = CallCounter(net.encoder.odernn.field)
+        field = net.encoder.odernn.field
+        self.encoder_nfe = CallCounter(field) if name == "union" else SolverCount(field)
         self.union = UnionGridPath(net) if name == "union" else None
 
     def collate(self, pairs: Pairs):

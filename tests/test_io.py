@@ -695,6 +695,13 @@ def test_missing_variable_name_and_missing_static(tmp_path):
         write(tmp_path, "v.csv", text),
         format="long",
     )
+    blank = 'id,time,variable,value\n1,0,HR,1\n1,1," ",2\n'  # a quoted blank is no name
+    raises(
+        ["line 3", "missing variable name"],
+        lo.read_csv,
+        write(tmp_path, "b.csv", blank),
+        format="long",
+    )
     text = "id,time,variable,value\n1,0,HR,1\n"
     raises(
         ["['Age']", "neither"],

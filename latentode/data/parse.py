@@ -125,8 +125,12 @@ def parse_ids(col: pd.Series, src: Source, name: str, from_text: bool):
 
 
 def parse_variables(col: pd.Series, src: Source, name: str) -> tuple[np.ndarray, list[str]]:
-    """Long format's variable-name column → (code [N], names); a name is the cell's text."""
+    """Long format's variable-name column → (code [N], names); a name is the cell's text.
+    A missing or blank (whitespace-only) name raises."""
     codes, uniques = _factorize(col)
+    blank = np.array([str(u).strip() == "" for u in uniques], dtype=bool)
+    if blank.any():
+        codes = np.where(blank[np.maximum(codes, 0)] & (codes >= 0), -1, codes)
     if (codes < 0).any():
         pos = int(np.flatnonzero(codes < 0)[0])
         raise LatentODEError(f"{src.row(pos)}: missing variable name in column {name!r}.")
