@@ -1,4 +1,4 @@
-"""In-hospital mortality from the latent ODE's z0 against logistic regression (issue 13, part 4).
+"""In-hospital mortality: the latent ODE's label head against logistic regression (issue 13.4).
 
 Data, per seed ``s`` (training and test stays are independent draws of the generator):
 
@@ -15,8 +15,11 @@ Methods, all trained on the training stays and scored on the test stays:
 
 - ``latentode``: ``LatentODE(classify=True, seed=s, residual=False)`` with its defaults
   otherwise, ``fit(train, max_epochs=...)`` (early stopping as fit does it), then
-  ``predict_proba(test)``. ``residual=False`` because the residual process does not enter
-  ``predict_proba`` (the label comes from z0 and the statics) and fitting it costs time;
+  ``predict_proba(test)``. The default head is a logistic regression on z at each stay's
+  last observation (z0 carried there by the latent ODE) and the statics, with
+  ``label_weight=0.1`` (``--set label_readout=z0 --set label_hidden=None --set
+  label_weight=1.0``: the head before, an MLP on z0). ``residual=False`` because the
+  residual process does not enter ``predict_proba`` and fitting it costs time;
 - ``logistic``: scikit-learn ``LogisticRegressionCV`` (C from 10 values in 1e-4 .. 10 by
   5-fold cross-validated ROC AUC) after median imputation and standardisation, one
   ``Pipeline``, on summary features of each stay: per channel its mean, min, max, last
@@ -251,7 +254,7 @@ def summarise(records: list[dict], methods: Sequence[str]) -> list[dict]:
 
 def markdown(summary: list[dict], records: list[dict]) -> str:
     label = {
-        "latentode": "latent ODE, classifier on z0",
+        "latentode": "latent ODE, label head",
         "logistic": "logistic regression, summary features",
         "oracle": "oracle: generator's death probability",
         "difference": "latent ODE - logistic regression",
