@@ -153,6 +153,47 @@ def tolerance_tradeoff(
     return rows
 
 
+#: (stage, function name, file suffix) whose cumulative time the stage profile reports
+STAGES = [
+    ("whole predict", "predict", "estimator/base.py"),
+    ("encoder (ODE-RNN, fused pass)", "final_state", "nn/encoders.py"),
+    ("decoder ODE solve (dopri5)", "solve", "nn/solve.py"),
+    ("read-out at the query times", "interpolation_weights", "nn/readout.py"),
+    ("residual kriging", "condition_residual", "nn/residual_process.py"),
+    ("decoding z to channels", "rowwise", "models/latent_ode.py"),
+    ("summaries: mean, std, quantiles", "predictive_summary", "estimator/summaries.py"),
+    ("  of which torch.quantile", "method quantile", "~"),  # a builtin: matched by name
+]
+
+
+def stage_profile(
+    model: lo.LatentODE, n_samples: int = 100, quantiles: tuple = (), seed: int = 1
+) -> list[dict]:
+    """Cumulative seconds of each predict stage (cProfile, one call, 1,000 x 100), with
+    ``quantiles`` (the quantile branch: noise draws and ``torch.quantile``) or without."""
+    import cProfile
+    import pstats
+
+    context = lo.datasets.spiral(N_SERIES, seed=seed)
+    times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
+    model.predict(context[:50], times=times, n_samples=2)  # warm-up
+    prof = cProfile.Profile()
+    prof.runcall(model.predict, context, times=times, n_samples=n_samples, quantiles=quantiles)
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    rows = []
+    for stage, name, suffix in STAGES:
+        seconds = sum(
+            v[3]
+            for (file, _, fn), v in stats.items()
+            if file.endswith(suffix) and (fn == name or (suffix == "~" and name in fn))
+        )
+        rows.append({"stage": stage, "seconds": seconds})
+    total = rows[0]["seconds"]
+    for row in rows:
+        row["share"] = row["seconds"] / total if total else float("nan")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     """Time ``predict`` on 1,000 x 100 (medians of interleaved runs); one row per setting."""
     import argparse
@@ -164,6 +205,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--fit-epochs", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also where predict's time goes")
     parser.add_argument(
         "--model", type=Path, default=None, help="load this saved model, or fit and save it here"
     )
@@ -186,6 +228,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{row['seconds']:.2f} s, CPU {row['cpu_seconds']:.2f} s  "
             f"(runs {runs}; decoder NFE {row['decoder_nfe']})"
         )
+    if args.profile:
+        for quantiles in ((), (0.05, 0.95)):
+            print(
+                f"where predict's time goes (cProfile, one call, {args.samples[-1]} samples, "
+                f"quantiles={quantiles}):"
+            )
+            for row in stage_profile(model, args.samples[-1], quantiles):
+                print(f"  {row['stage']:<34} {row['seconds']:6.2f} s  {row['share']:4.0%}")
     return rows
 
 
