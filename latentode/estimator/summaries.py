@@ -10,6 +10,7 @@ with those suffixes.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -71,7 +72,7 @@ def predictive_summary(
         if quantiles:  # noise per series from its own stream: independent of the batch
             eps = draws.random.noise_like([t.id for t in targets], [len(t) for t in targets], mu)
             y = mu + noise * eps
-            qv = torch.quantile(y, torch.tensor(quantiles, dtype=mu.dtype), dim=0)
+            qv = sample_quantiles(y, quantiles)  # [Q, B, T', C]
             qv = pred_mean + spread * (qv - pred_mean)
         for b, tgt in enumerate(targets):
             n = len(tgt)
@@ -94,6 +95,32 @@ def predictive_summary(
     df = pd.DataFrame(frame)
     df.attrs["nfe"] = draws.nfe
     return df
+
+
+def sample_quantiles(samples: torch.Tensor, quantiles: tuple[float, ...]) -> torch.Tensor:
+    """``torch.quantile(samples, quantiles, dim=0)`` (linear interpolation between order
+    statistics), about twice as fast: samples [S, ...] → [Q, ...].
+
+    Each quantile needs only the two order statistics around ``q·(S-1)``, so instead of
+    sorting all S samples of every row it takes the smallest (or, for an upper quantile,
+    the largest) few with ``topk`` along a contiguous last dimension.
+    """
+    n = samples.shape[0]
+    rows = samples.movedim(0, -1).contiguous()  # [..., S]
+    out = []
+    for q in quantiles:
+        pos = q * (n - 1)
+        lo = min(math.floor(pos), n - 1)
+        hi = min(lo + 1, n - 1)
+        frac = pos - lo
+        if lo < n // 2:  # order statistics lo and hi from the smallest hi + 1
+            low = rows.topk(hi + 1, dim=-1, largest=False, sorted=True).values
+            a, b = low[..., lo], low[..., hi]
+        else:  # from the largest n - lo, in descending order: statistic k is at n - 1 - k
+            high = rows.topk(n - lo, dim=-1, largest=True, sorted=True).values
+            a, b = high[..., n - 1 - lo], high[..., n - 1 - hi]
+        out.append(a + (b - a) * frac)
+    return torch.stack(out)
 
 
 def _outside_context(contexts, targets, width: int) -> torch.Tensor:
