@@ -112,3 +112,11 @@ def test_encoder_counts_field_evaluations_like_the_generic_pass() -> None:
     enc.odernn.field.nfe.reset()
     enc.odernn(*_batch(), reverse=True)
     assert fused == enc.odernn.field.nfe.forward == 7 * 4  # T positions x 4 Euler steps
+
+
+def test_a_batch_without_positions_gives_the_zero_state() -> None:
+    net = _odernn(2, 0.5)
+    times, values, mask, _ = _batch()
+    lengths = torch.zeros(5, dtype=torch.long)
+    got = net.final_state(times[:, :0], values[:, :0], mask[:, :0], lengths, reverse=True)
+    torch.testing.assert_close(got, torch.zeros(5, 6, dtype=DT))
