@@ -74,7 +74,7 @@ def fused_final_state(
         cell's parameters (not in ``gaps`` or ``inputs``, which are data).
     """
     n_euler = max(1, math.ceil(1.0 / solver.step_size - 1e-9))
-    if gaps.shape[0] == 0:  # no position to read: the zero state, which no weight moves
+    if inputs.shape[0] == 0:  # no position to read: the zero state, which no weight moves
         return inputs.new_zeros(inputs.shape[1], cell.hidden_size)
     field.nfe.forward += n_euler * gaps.shape[0]
     scales = (gaps * (1.0 / n_euler)).unsqueeze(-1)  # [T, B, 1] Euler step in real time
