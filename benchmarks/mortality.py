@@ -30,8 +30,9 @@ Metrics: test ROC AUC (mean and standard error over seeds; with one seed, the st
 error of a stratified bootstrap of the test stays), the latent ODE's AUC minus the
 logistic regression's (paired by seed, or by bootstrap resample), fit seconds, epochs.
 
-    python benchmarks/mortality.py --quick     # 1 seed, 400/1,000 stays, 12 epochs (~5 min)
-    python benchmarks/mortality.py             # 3 seeds, 2,000/2,000 stays, 30 epochs (hours)
+    python benchmarks/mortality.py --quick     # 1 seed, 400/1,000 stays, 12 epochs (~1.5 min)
+    python benchmarks/mortality.py             # 3 seeds, 1,000/2,000 stays, 20 epochs
+    python benchmarks/mortality.py --seeds 0,1,2 --epochs 30   # results/mortality.json (20 min)
     python benchmarks/mortality.py --sources physionet --seeds 0,1 --epochs 20 --n-train 1000
     python benchmarks/mortality.py --quick --set label_weight=1.0   # any LatentODE parameter
 
