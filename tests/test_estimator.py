@@ -1007,3 +1007,32 @@ def test_fit_refuses_a_channel_that_cannot_be_scaled(tmp_path) -> None:
             df, max_epochs=1, log_dir=tmp_path, id_col="sid", time_col="t", **FIT
         )
     assert not (tmp_path / "checkpoints").exists()  # refused before any training
+
+
+def test_files_written_before_a_parameter_existed_load_with_what_it_meant(saved, tmp_path):
+    """A file without ``residual``/``label_*`` was fitted without a residual process and
+    with the z0 MLP head at label weight 1: get_params of the loaded model says so, and
+    the model predicts as the file's network does (the network comes from its config)."""
+    from latentode.estimator.estimators import PARAMS_BEFORE_THEY_EXISTED
+
+    old_keys = PARAMS_BEFORE_THEY_EXISTED["LatentODE"]
+    old = tmp_path / "old.safetensors"
+    _rewrite(
+        saved["latent"],
+        old,
+        header=lambda h: {
+            **h,
+            "params": {k: v for k, v in h["params"].items() if k not in old_keys},
+        },
+    )
+    params = lo.LatentODE.load(old).get_params()
+    assert {k: params[k] for k in old_keys} == {
+        "residual": False,
+        "label_weight": 1.0,
+        "label_readout": "z0",
+        "label_hidden": None,
+    }
+    current = lo.LatentODE.load(saved["latent"]).get_params()
+    assert {k: current[k] for k in old_keys} == {
+        k: lo.LatentODE().get_params()[k] for k in old_keys
+    }

@@ -252,6 +252,18 @@ class ODERNN(SeriesEstimator):
 ESTIMATORS: dict[str, type[SeriesEstimator]] = {"LatentODE": LatentODE, "ODERNN": ODERNN}
 
 
+#: What a parameter meant in model files written before it existed: a file without the
+#: key was fitted that way, and ``get_params()`` of the loaded model must say so.
+PARAMS_BEFORE_THEY_EXISTED: dict[str, dict] = {
+    "LatentODE": {
+        "residual": False,  # no residual process
+        "label_weight": 1.0,
+        "label_readout": "z0",
+        "label_hidden": None,  # the tanh MLP head
+    },
+}
+
+
 def load(path: str | os.PathLike) -> SeriesEstimator:
     """A fitted :class:`LatentODE` or :class:`ODERNN` from a file written by ``save``,
     with every fitted attribute (``history_`` included); nothing in the file is executed.
@@ -267,6 +279,7 @@ def load(path: str | os.PathLike) -> SeriesEstimator:
             f"{path} holds an unknown estimator {name!r}; this latentode knows "
             f"{sorted(ESTIMATORS)}."
         )
+    params = {**PARAMS_BEFORE_THEY_EXISTED.get(name, {}), **params}
     try:
         model = cls(**params)
     except TypeError as err:
