@@ -2,7 +2,10 @@
 
 Every series of a batch starts from its own ``z0`` at its own time 0, but the
 dynamics are the same function of the state, so one solve of the whole batch's
-states over the batch's time span serves all series. The solution is saved on a
+states over the batch's time span serves all series. When queries lie on both sides
+of time 0 (targets before a series' first context time), an adaptive solver runs both
+directions as one solve of the doubled state on a shared clock, each half held to the
+tolerance it would have alone. The solution is saved on a
 uniform grid ``t_k = k h`` (0 among them, from torchdiffeq's dense output) and each
 series' query times are read off it by quintic Hermite interpolation, with first and
 second derivatives from seven-point differences of the grid states. The vector field
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 
 import torch
 
@@ -161,7 +165,8 @@ def solve_at_times(
     """Solve ``dz/dt = func(t, z)`` from ``z(0) = z0`` and read ``z`` at each series' own times.
 
     One solve forwards from 0 to the batch's latest query time and, when some query
-    time is negative, one backwards from 0 to the earliest, saved on the uniform grid
+    time is negative, one backwards from 0 to the earliest (with an adaptive method and
+    no adjoint, both as one solve: see the module docstring), saved on the uniform grid
     of :func:`time_grid` (about ``n_grid`` points in all); every query time is read
     with :func:`interpolation_weights` (error O(h^6), h = span / (n_grid - 1); see the
     module docstring). ``func`` is only called by the solver.
@@ -213,17 +218,62 @@ def solve_at_times(
     # Each path [P, B, S, L] is read as B matrices [P, S*L] in place (bmm takes the
     # strides; no copy); the backward path runs from 0 down, so its weights are flipped.
     parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-    if k_lo < 0:  # from 0 down to k_lo h
-        back = solve(func, z0, torch.arange(0, k_lo - 1, -1, **steps) * h, solver)
-        parts.append((weights[..., : origin + 1].flip(-1), back))
-    if k_hi > 0:  # from 0 up to k_hi h; time 0 is read from the backward path if any
-        fwd = solve(func, z0, torch.arange(0, k_hi + 1, **steps) * h, solver)
-        parts.append(
-            (weights[..., origin:], fwd) if k_lo == 0 else (weights[..., origin + 1 :], fwd[1:])
-        )
+    if k_lo < 0 < k_hi and solver.adaptive and not solver.adjoint:  # both ways in one solve
+        back, fwd = _solve_both_ways(func, z0, h, k_lo, k_hi, solver)
+        parts = [(weights[..., : origin + 1].flip(-1), back), (weights[..., origin + 1 :], fwd[1:])]
+    else:
+        if k_lo < 0:  # from 0 down to k_lo h
+            back = solve(func, z0, torch.arange(0, k_lo - 1, -1, **steps) * h, solver)
+            parts.append((weights[..., : origin + 1].flip(-1), back))
+        if k_hi > 0:  # from 0 up to k_hi h; time 0 is read from the backward path if any
+            fwd = solve(func, z0, torch.arange(0, k_hi + 1, **steps) * h, solver)
+            parts.append(
+                (weights[..., origin:], fwd) if k_lo == 0 else (weights[..., origin + 1 :], fwd[1:])
+            )
     out = None
     for w, path in parts:
         by_series = path.view(path.shape[0], n_batch, n_s * n_latent).transpose(0, 1)
         out = torch.bmm(w, by_series) if out is None else torch.baddbmm(out, w, by_series)
     out = out.view(n_batch, n_query, n_s, n_latent)  # [B, T', S, L]
     return out.permute(2, 0, 1, 3).reshape(*lead, n_batch, n_query, n_latent)  # [..., B, T', L]
+
+
+class _BothWays:
+    """Both directions from time 0 on one clock u ∈ [0, 1]: the state ``[z_f, z_b]``
+    [2, ...] with ``z_f(u) = z(u·T_f)`` and ``z_b(u) = z(u·T_b)`` (T_b < 0 < T_f), so
+    ``d/du [z_f, z_b] = [T_f·f(u·T_f, z_f), T_b·f(u·T_b, z_b)]``."""
+
+    def __init__(self, func: VectorField, spans: torch.Tensor) -> None:
+        self.func, self.spans = func, spans  # spans [2, 1, ..., 1]
+        self.nfe = getattr(func, "nfe", None)
+
+    def __call__(self, u: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        t = (u * self.spans).squeeze(-1)  # [2, 1, ...]: each half's own real time
+        return self.spans * self.func(t, state)
+
+
+def _worse_half(scaled_error: torch.Tensor) -> torch.Tensor:
+    """The larger of the two halves' RMS errors: each direction is held to the tolerance
+    it would have alone (an RMS over both would let one half's error hide in the other's)."""
+    return scaled_error.pow(2).flatten(1).mean(1).sqrt().max()
+
+
+def _solve_both_ways(
+    func: VectorField, z0: torch.Tensor, h: float, k_lo: int, k_hi: int, solver: SolverConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One adaptive solve for the grid below and above time 0 (instead of two, each with
+    its own start-up and step control): (back [1 - k_lo, ...] at 0, -h, ..., k_lo·h;
+    fwd [k_hi + 1, ...] at 0, h, ..., k_hi·h), from ``z0`` [...] at time 0."""
+    n_back, n_fwd = -k_lo, k_hi
+    stamps = sorted(
+        {Fraction(j, n_back) for j in range(n_back + 1)}
+        | {Fraction(k, n_fwd) for k in range(n_fwd + 1)}
+    )
+    index = {u: i for i, u in enumerate(stamps)}
+    like = {"dtype": z0.dtype, "device": z0.device}
+    u = torch.tensor([float(x) for x in stamps], **like)
+    spans = torch.tensor([n_fwd * h, -n_back * h], **like).view(2, *([1] * z0.dim()))
+    path = solve(_BothWays(func, spans), torch.stack([z0, z0]), u, solver, norm=_worse_half)
+    fwd = path[[index[Fraction(k, n_fwd)] for k in range(n_fwd + 1)], 0]
+    back = path[[index[Fraction(j, n_back)] for j in range(n_back + 1)], 1]
+    return back, fwd

@@ -241,6 +241,7 @@ def solve(
     *,
     nfe: NFECounter | None = None,
     adjoint_params: Iterable[torch.Tensor] | None = None,
+    norm: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``, and return ``y`` at every time in ``t``.
 
@@ -255,6 +256,8 @@ def solve(
         adjoint_params: tensors the adjoint computes gradients for; default
             ``func.parameters()``. Tensors ``func`` closes over that are not listed
             get no gradient under the adjoint.
+        norm: how an adaptive method measures the scaled error of a step (a tensor
+            shaped like ``y`` → a scalar); default torchdiffeq's RMS over all of ``y``.
 
     Returns:
         [N, *shape] the state at each time of ``t`` (``out[0]`` is ``y0``).
@@ -289,6 +292,8 @@ def solve(
         "method": config.method,
         "options": config._options(),
     }
+    if norm is not None and config.adaptive:
+        kwargs["options"] = {**kwargs["options"], "norm": norm}
     try:
         if not config.adjoint:
             return odeint(counted, y0, t, **kwargs)
