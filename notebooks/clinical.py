@@ -24,8 +24,9 @@
 #
 # 1. forecasts each patient's vitals for the second day from the first, with bands;
 # 2. compares the learned measurement intensity λ(t) with the true one;
-# 3. predicts in-hospital death from the latent initial state `z0` and compares it with a
-#    logistic regression on hand-made summary features.
+# 3. predicts in-hospital death from the latent state at the end of the record (`z0`
+#    carried there by the ODE) and compares it with a logistic regression on hand-made
+#    summary features.
 #
 # **Data.** By default the records come from `lo.datasets.clinical`, a synthetic generator
 # shaped like the PhysioNet/CinC 2012 challenge (48 h stays, 34 channels, minute-resolution
@@ -219,12 +220,14 @@ is {growth["non-survivors"]:.1f} times that in the first 12 h (survivors:
 # A model that treats missing values as noise would throw away what the measurement times
 # say; the Poisson head below models them.
 #
-# ## Fit: ODE-RNN encoder, Poisson head, label from z0
+# ## Fit: ODE-RNN encoder, Poisson head, label from the latent state
 #
 # `poisson=True` adds a head `λ(z(t))` per channel whose likelihood (an inhomogeneous
 # Poisson process over each series' own window) is added to the ELBO: the latent state
 # has to explain *when* values were measured as well as what they were. Because the data
-# carry a label, the model also learns `P(death | z0, statics)` (`classify="auto"`).
+# carry a label, the model also learns `P(death | z(t_last), statics)` (`classify="auto"`),
+# a logistic regression on the latent state at each patient's last observation, carried
+# there from `z0` by the ODE (`label_readout="last"`, the default).
 # 20 % of the training patients are held out for early stopping.
 
 # %%
@@ -438,10 +441,11 @@ learned rate follows the fast ups and downs of the true one.
 """)
 
 # %% [markdown]
-# ## Mortality from z0
+# ## Mortality from the latent state
 #
 # `model.predict_proba(test)` encodes each test patient's whole 48 h record into the
-# posterior over `z0` and averages the classifier's probability over samples. The
+# posterior over `z0`, carries each sample to the last observation and averages the
+# label head's probability over samples. The
 # baseline is what one would do without any sequence model: a logistic regression
 # (scikit-learn, trained on the same training patients) on summary features: for each
 # channel its mean, its last value and its number of measurements, plus the static
@@ -500,7 +504,7 @@ def logistic_scores(features):
 
 
 scores = {
-    "latent ODE (classifier on z0)": model.predict_proba(test, seed=0)["p"].to_numpy(),
+    "latent ODE (label head on z(t_last))": model.predict_proba(test, seed=0)["p"].to_numpy(),
     "logistic regression, summary features": logistic_scores(summary_features),
     "logistic regression, z0 mean + statics": logistic_scores(z0_features),
 }
@@ -554,8 +558,8 @@ oracle = (
 )
 if max(a_lode, a_z0) < a_summary:
     verdict = (
-        "Both models built on `z0` come out below the summary features: on this data the "
-        "latent state does not predict death better than simple means, last values and "
+        "Both models built on the latent state come out below the summary features: on this "
+        "data the latent state does not predict death better than simple means, last values and "
         "counts, which already hold the severity signal and the informative sampling rate."
     )
 else:
@@ -572,7 +576,7 @@ overfit = (
     else f"The validation loss is lowest after {best + 1} of {len(history)} epochs."
 )
 say(f"""
-On {len(y_test)} test patients ({int(y_test.sum())} deaths), the latent ODE's classifier
+On {len(y_test)} test patients ({int(y_test.sum())} deaths), the latent ODE's label head
 reaches a ROC AUC of **{a_lode:.3f}**, the logistic regression on summary features
 **{a_summary:.3f}**, a logistic regression on `z0` {a_z0:.3f}{oracle}.
 The bootstrap intervals are wide (about ±{half_width:.2f}) and those of the first two
@@ -650,7 +654,7 @@ if a_summary > a_lode:
         f": a latent ODE pays off here on {' and '.join(wins)}, not on this label." if wins else "."
     )
 else:
-    mortality = "For mortality, its classifier on `z0` matches or beats a logistic regression on "
+    mortality = "For mortality, its label head matches or beats a logistic regression on "
     mortality += "summary features."
 say(f"""
 One model, fitted in {fit_seconds:.0f} s on one CPU thread to {len(train)} stays at minute
