@@ -246,3 +246,26 @@ def test_both_directions_take_fewer_evaluations_than_two_solves() -> None:
     reference = torch.stack([_direct(field, z0[i], times[i]) for i in range(4)])
     for got in (joint, two):  # both within the default tolerance of the truth
         assert float((got - reference).abs().max()) < 5e-3
+
+
+@torch.no_grad()
+def test_large_states_keep_two_solves(monkeypatch) -> None:
+    """Above JOINT_SOLVE_MAX_ELEMENTS (arithmetic-bound prediction batches) the two
+    directions are solved apart: exactly the evaluations of the two one-sided solves."""
+    from latentode.nn import readout
+
+    torch.manual_seed(0)
+    field = MLPVectorField(2, hidden=16, depth=2).double()
+    z0 = torch.randn(4, 2, dtype=DT)
+    times = torch.linspace(-1.0, 3.0, 9, dtype=DT).expand(4, 9)
+    monkeypatch.setattr(readout, "JOINT_SOLVE_MAX_ELEMENTS", z0.numel() - 1)
+    field.nfe.reset()
+    apart = solve_at_times(field, z0, times, SolverConfig())
+    apart_nfe = field.nfe.forward
+    field.nfe.reset()
+    below = solve_at_times(field, z0, times.clamp(max=0.0), SolverConfig())
+    above = solve_at_times(field, z0, times.clamp(min=0.0), SolverConfig())
+    assert apart_nfe == field.nfe.forward
+    torch.testing.assert_close(
+        apart, torch.where((times < 0)[..., None], below, above), atol=5e-3, rtol=0
+    )

@@ -5,7 +5,8 @@ dynamics are the same function of the state, so one solve of the whole batch's
 states over the batch's time span serves all series. When queries lie on both sides
 of time 0 (targets before a series' first context time), an adaptive solver runs both
 directions as one solve of the doubled state on a shared clock, each half held to the
-tolerance it would have alone. The solution is saved on a
+tolerance it would have alone, when the state is small enough for the solver's per-step
+overhead to dominate (:data:`JOINT_SOLVE_MAX_ELEMENTS`). The solution is saved on a
 uniform grid ``t_k = k h`` (0 among them, from torchdiffeq's dense output) and each
 series' query times are read off it by quintic Hermite interpolation, with first and
 second derivatives from seven-point differences of the grid states. The vector field
@@ -37,6 +38,7 @@ from latentode.errors import LatentODEError
 from latentode.nn.solve import DEFAULT_SOLVER, SolverConfig, solve
 
 __all__ = [
+    "JOINT_SOLVE_MAX_ELEMENTS",
     "MIN_GRID",
     "derivative_matrix",
     "interpolation_weights",
@@ -48,6 +50,11 @@ VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Fewest grid points: the seven-point differences need seven.
 MIN_GRID = 7
+#: Both directions share one solve only for states up to this many values (training
+#: batches: overhead-bound, one solve saves the per-step machinery of the other); larger
+#: ones (prediction's 100 samples x 256 series) are arithmetic-bound, and the joint solve
+#: would carry the short backward half through every step of the long forward one.
+JOINT_SOLVE_MAX_ELEMENTS = 16384
 
 # Seven-point stencils at positions 0..3 of a 7-point window, for h * y' (times 60) and
 # h**2 * y'' (times 180); positions 4..6 mirror 2..0 (y' with the sign flipped).
@@ -165,8 +172,9 @@ def solve_at_times(
     """Solve ``dz/dt = func(t, z)`` from ``z(0) = z0`` and read ``z`` at each series' own times.
 
     One solve forwards from 0 to the batch's latest query time and, when some query
-    time is negative, one backwards from 0 to the earliest (with an adaptive method and
-    no adjoint, both as one solve: see the module docstring), saved on the uniform grid
+    time is negative, one backwards from 0 to the earliest (with an adaptive method, no
+    adjoint and a small state, both as one solve: see the module docstring), saved on the
+    uniform grid
     of :func:`time_grid` (about ``n_grid`` points in all); every query time is read
     with :func:`interpolation_weights` (error O(h^6), h = span / (n_grid - 1); see the
     module docstring). ``func`` is only called by the solver.
@@ -218,7 +226,8 @@ def solve_at_times(
     # Each path [P, B, S, L] is read as B matrices [P, S*L] in place (bmm takes the
     # strides; no copy); the backward path runs from 0 down, so its weights are flipped.
     parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-    if k_lo < 0 < k_hi and solver.adaptive and not solver.adjoint:  # both ways in one solve
+    joint = solver.adaptive and not solver.adjoint and z0.numel() <= JOINT_SOLVE_MAX_ELEMENTS
+    if k_lo < 0 < k_hi and joint:  # both ways in one solve
         back, fwd = _solve_both_ways(func, z0, h, k_lo, k_hi, solver)
         parts = [(weights[..., : origin + 1].flip(-1), back), (weights[..., origin + 1 :], fwd[1:])]
     else:
