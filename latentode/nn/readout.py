@@ -174,8 +174,7 @@ def solve_at_times(
     One solve forwards from 0 to the batch's latest query time and, when some query
     time is negative, one backwards from 0 to the earliest (with an adaptive method, no
     adjoint and a small state, both as one solve: see the module docstring), saved on the
-    uniform grid
-    of :func:`time_grid` (about ``n_grid`` points in all); every query time is read
+    uniform grid of :func:`time_grid` (about ``n_grid`` points in all); every query time is read
     with :func:`interpolation_weights` (error O(h^6), h = span / (n_grid - 1); see the
     module docstring). ``func`` is only called by the solver.
 
