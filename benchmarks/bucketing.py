@@ -17,14 +17,12 @@ batches (the library's ``BUCKET_POOL_BATCHES`` is 16), jitter ``BUCKET_JITTER``.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
-import tempfile
 import time
 import warnings
-from contextlib import redirect_stdout
 
 import torch
+from harness import fit_quietly
 
 import latentode as lo
 from latentode.data import datamodule
@@ -48,16 +46,7 @@ def fit_curve(setting: str, seed: int, n_train: int, n_val: int, epochs: int) ->
     datamodule.BUCKET_POOL_BATCHES = pool or original_pool
     start = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory() as log_dir, redirect_stdout(io.StringIO()):
-            model.fit(
-                train,
-                val=val,
-                max_epochs=epochs,
-                accelerator="cpu",
-                devices=1,
-                log_dir=log_dir,
-                progress_bar=False,
-            )
+        fit_quietly(model, train, val=val, max_epochs=epochs)
     finally:
         datamodule.SeriesDataModule.__init__ = original_init
         datamodule.BUCKET_POOL_BATCHES = original_pool

@@ -26,21 +26,18 @@ machine (the issue's bound is 2).
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 
 import prediction
 import torch
 import training
-from harness import median, table
+from harness import fit_quietly, median, table
 from lightning.pytorch.callbacks import Callback
 
 import latentode as lo
@@ -107,22 +104,7 @@ def clinical_steps(data: SeriesDataset, val: SeriesDataset, threads: int | None)
         **setup.config, batch_size=setup.batch_size, residual=False, threads=threads, seed=0
     )
     timer = StepTimer()
-    with (
-        tempfile.TemporaryDirectory() as log_dir,
-        warnings.catch_warnings(),
-        redirect_stdout(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        model.fit(
-            data,
-            val=val,
-            max_epochs=1,
-            accelerator="cpu",
-            devices=1,
-            log_dir=log_dir,
-            progress_bar=False,
-            callbacks=[timer],
-        )
+    fit_quietly(model, data, val=val, max_epochs=1, callbacks=[timer])
     return timer.seconds[1:]
 
 

@@ -1,4 +1,5 @@
-"""What every benchmark table shares: the machine header, device sync, timers and text tables."""
+"""What every benchmark table shares: the machine header, device sync, timers, text tables
+and a quiet CPU fit."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -87,6 +90,23 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float
 
 def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def fit_quietly(model, data, **fit_kwargs):
+    """``model.fit(data, **fit_kwargs)`` on CPU without a progress bar, logging to a
+    temporary folder, with Lightning's printing and warnings silenced; returns the model."""
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with (
+        tempfile.TemporaryDirectory() as log_dir,
+        warnings.catch_warnings(),
+        redirect_stdout(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        return model.fit(
+            data, accelerator="cpu", devices=1, log_dir=log_dir, progress_bar=False, **fit_kwargs
+        )
 
 
 @contextmanager

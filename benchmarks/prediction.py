@@ -9,16 +9,11 @@ Standalone (also imported by ``run.py``)::
 
 from __future__ import annotations
 
-import io
-import logging
-import tempfile
 import time
-import warnings
-from contextlib import redirect_stdout
 
 import numpy as np
 import torch
-from harness import median, timed
+from harness import fit_quietly, median, timed
 
 import latentode as lo
 from latentode.nn.likelihoods import masked_mse
@@ -32,22 +27,8 @@ def fit_briefly(epochs: int, seed: int = 0) -> tuple[lo.LatentODE, float]:
     """A LatentODE (estimator defaults) fitted for ``epochs`` epochs on 200 spirals; (model, s)."""
     model = lo.LatentODE(seed=seed)
     data = lo.datasets.spiral(200, seed=seed)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     start = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory() as log_dir,
-        warnings.catch_warnings(),
-        redirect_stdout(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        model.fit(
-            data,
-            max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            log_dir=log_dir,
-            progress_bar=False,
-        )
+    fit_quietly(model, data, max_epochs=epochs)
     return model, time.perf_counter() - start
 
 

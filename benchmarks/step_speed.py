@@ -56,11 +56,7 @@ SIZES = {
 def worker(n_train: int, n_val: int, epochs: int) -> dict:
     """Fit once with the ``latentode`` on ``sys.path`` and return its step seconds and
     validation MSE per epoch."""
-    import io
-    import logging
-    import warnings
-    from contextlib import redirect_stdout
-
+    from harness import fit_quietly
     from lightning.pytorch.callbacks import Callback
 
     import latentode as lo
@@ -76,27 +72,11 @@ def worker(n_train: int, n_val: int, epochs: int) -> dict:
         def on_train_batch_end(self, *args) -> None:
             self.seconds.append(time.perf_counter() - self._start)
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     data = lo.datasets.clinical(n_patients=n_train + n_val, seed=0)
     train, val = data[list(range(n_train))], data[list(range(n_train, n_train + n_val))]
     model = lo.LatentODE(**CONFIG, batch_size=BATCH, residual=False, seed=0)
     timer = StepTimer()
-    with (
-        tempfile.TemporaryDirectory() as log_dir,
-        warnings.catch_warnings(),
-        redirect_stdout(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        model.fit(
-            train,
-            val=val,
-            max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            log_dir=log_dir,
-            progress_bar=False,
-            callbacks=[timer],
-        )
+    fit_quietly(model, train, val=val, max_epochs=epochs, callbacks=[timer])
     return {
         "package": str(Path(lo.__file__).parent),
         "step_seconds": timer.seconds[1:],
