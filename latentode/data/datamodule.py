@@ -125,8 +125,8 @@ class SeriesDataModule(L.LightningDataModule):
         val_frac: share of ``train`` held out for validation when ``val`` is None.
         bucket_by_length: batch series of similar length together (see
             :class:`EpochShuffle`): ~35% fewer encoder steps per epoch on the clinical
-            generator, but it slowed learning there (validation MSE 0.42 against 0.375
-            after 8 epochs of 800 stays, ``benchmarks/RESULTS.md``), so it is off by
+            generator, but it slowed learning there (validation MSE 0.431 against 0.387
+            after 8 epochs of 800 stays, ``benchmarks/bucketing.py``), so it is off by
             default.
     """
 
