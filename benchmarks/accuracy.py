@@ -37,7 +37,6 @@ Torch uses one thread: the machine's 2 cores are shared with other jobs, and fit
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import io
 import json
@@ -55,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from harness import parse_set_params
 from scipy.interpolate import PchipInterpolator
 
 import latentode as lo
@@ -478,20 +478,6 @@ def machine() -> dict:
     )  # fmt: skip
 
 
-def parse_params(items: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings to a dict; values via ast.literal_eval, else the text itself."""
-    params = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE (e.g. latent_dim=4), got {item!r}")
-        try:
-            params[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[key] = text
-    return params
-
-
 def pick(text: str | None, known: Sequence[str], what: str) -> list[str]:
     """Comma-separated names, each one of ``known`` (all of them when ``text`` is None)."""
     names = list(known) if text is None else [n.strip() for n in text.split(",") if n.strip()]
@@ -526,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         pick(args.methods, all_methods, "method(s)"),
     )
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
-    opts = {"quick": args.quick, "params": parse_params(args.set)}
+    opts = {"quick": args.quick, "params": parse_set_params(args.set, "latent_dim=4")}
     try:
         lo.LatentODE(**opts["params"])  # an unknown name fails here, not in every fit
     except TypeError as err:

@@ -3,6 +3,7 @@ and a quiet CPU fit."""
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import platform
@@ -107,6 +108,21 @@ def fit_quietly(model, data, **fit_kwargs):
         return model.fit(
             data, accelerator="cpu", devices=1, log_dir=log_dir, progress_bar=False, **fit_kwargs
         )
+
+
+def parse_set_params(items: Sequence[str], example: str) -> dict:
+    """``--set KEY=VALUE`` strings to a dict of estimator parameters; values via
+    ``ast.literal_eval``, else the text itself. ``example`` is shown when one is malformed."""
+    params = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE (e.g. {example}), got {item!r}")
+        try:
+            params[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key] = text
+    return params
 
 
 @contextmanager

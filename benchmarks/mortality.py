@@ -43,7 +43,6 @@ or ``--json``. Torch uses one thread (the machine's 2 cores are shared; fits are
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -56,6 +55,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from harness import parse_set_params
 
 import latentode as lo
 
@@ -290,20 +290,6 @@ def machine() -> dict:
     )  # fmt: skip
 
 
-def parse_params(items: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings to a dict; values via ast.literal_eval, else the text itself."""
-    params = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE (e.g. label_weight=100), got {item!r}")
-        try:
-            params[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[key] = text
-    return params
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     import torch
 
@@ -328,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         n_train=args.n_train or n_train,
         n_test=args.n_test or n_test,
         epochs=args.epochs or epochs,
-        params=parse_params(args.set),
+        params=parse_set_params(args.set, "label_weight=100"),
     )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(seeds)
     try:

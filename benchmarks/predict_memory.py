@@ -26,19 +26,15 @@ Target: peak RSS at 10 N / peak RSS at N < 1.25 for ``python`` and ``cli``.
 from __future__ import annotations
 
 import argparse
-import io
-import logging
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import torch
-from harness import header, machine_info, table
+from harness import fit_quietly, header, machine_info, table
 
 N_POINTS = 5
 SERIES_PER_CHUNK = 1000
@@ -72,22 +68,7 @@ def write_csv(path: Path, n_series: int, seed: int = 0) -> None:
 def fit_model(path: Path) -> None:
     import latentode as lo
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    with (
-        tempfile.TemporaryDirectory() as log_dir,
-        warnings.catch_warnings(),
-        redirect_stdout(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        model = lo.LatentODE(seed=0)
-        model.fit(
-            lo.datasets.spiral(100, seed=0),
-            max_epochs=1,
-            accelerator="cpu",
-            devices=1,
-            log_dir=log_dir,
-            progress_bar=False,
-        )
+    model = fit_quietly(lo.LatentODE(seed=0), lo.datasets.spiral(100, seed=0), max_epochs=1)
     model.save(path)
 
 
