@@ -54,7 +54,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import parse_set_params
 from scipy.interpolate import PchipInterpolator
 
 import latentode as lo
@@ -489,6 +488,7 @@ def pick(text: str | None, known: Sequence[str], what: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     import torch
+    from harness import parse_set_params  # here: tests load this file without benchmarks/
 
     torch.set_num_threads(1)  # 2 cores shared with other jobs: one thread keeps timings honest
     all_sets, all_methods = REAL_SETS + SYNTHETIC_SETS, (*MODELS, *BASELINES)
