@@ -225,23 +225,33 @@ def test_both_directions_in_one_solve_follow_a_time_dependent_field() -> None:
     torch.testing.assert_close(got, want, atol=1e-8, rtol=0)
 
 
+def _two_sided_solves(field: MLPVectorField, z0: torch.Tensor, times: torch.Tensor):
+    """(solve_at_times on ``times`` and its field evaluations, the two one-sided solves'
+    result merged, their evaluations), at the default dopri5 settings."""
+    field.nfe.reset()
+    got = solve_at_times(field, z0, times, SolverConfig())
+    got_nfe = field.nfe.forward
+    field.nfe.reset()
+    below = solve_at_times(field, z0, times.clamp(max=0.0), SolverConfig())
+    above = solve_at_times(field, z0, times.clamp(min=0.0), SolverConfig())
+    two = torch.where((times < 0)[..., None], below, above)
+    return got, got_nfe, two, field.nfe.forward
+
+
+def _field_and_two_sided_queries():
+    torch.manual_seed(0)
+    field = MLPVectorField(2, hidden=16, depth=2).double()
+    z0 = torch.randn(4, 2, dtype=DT)
+    return field, z0, torch.linspace(-1.0, 3.0, 9, dtype=DT).expand(4, 9)
+
+
 @torch.no_grad()
 def test_both_directions_take_fewer_evaluations_than_two_solves() -> None:
     """The joint solve (default dopri5) against the two one-sided solves it replaces:
     fewer vector-field calls, the same values to the solver's tolerance."""
-    torch.manual_seed(0)
-    field = MLPVectorField(2, hidden=16, depth=2).double()
-    z0 = torch.randn(4, 2, dtype=DT)
-    times = torch.linspace(-1.0, 3.0, 9, dtype=DT).expand(4, 9)
-    field.nfe.reset()
-    joint = solve_at_times(field, z0, times, SolverConfig())
-    joint_nfe = field.nfe.forward
-    field.nfe.reset()
-    below = solve_at_times(field, z0, times.clamp(max=0.0), SolverConfig())
-    above = solve_at_times(field, z0, times.clamp(min=0.0), SolverConfig())
-    separate_nfe = field.nfe.forward
+    field, z0, times = _field_and_two_sided_queries()
+    joint, joint_nfe, two, separate_nfe = _two_sided_solves(field, z0, times)
     assert joint_nfe < separate_nfe
-    two = torch.where((times < 0)[..., None], below, above)
     torch.testing.assert_close(joint, two, atol=5e-3, rtol=0)
     reference = torch.stack([_direct(field, z0[i], times[i]) for i in range(4)])
     for got in (joint, two):  # both within the default tolerance of the truth
@@ -254,18 +264,8 @@ def test_large_states_keep_two_solves(monkeypatch) -> None:
     directions are solved apart: exactly the evaluations of the two one-sided solves."""
     from latentode.nn import readout
 
-    torch.manual_seed(0)
-    field = MLPVectorField(2, hidden=16, depth=2).double()
-    z0 = torch.randn(4, 2, dtype=DT)
-    times = torch.linspace(-1.0, 3.0, 9, dtype=DT).expand(4, 9)
+    field, z0, times = _field_and_two_sided_queries()
     monkeypatch.setattr(readout, "JOINT_SOLVE_MAX_ELEMENTS", z0.numel() - 1)
-    field.nfe.reset()
-    apart = solve_at_times(field, z0, times, SolverConfig())
-    apart_nfe = field.nfe.forward
-    field.nfe.reset()
-    below = solve_at_times(field, z0, times.clamp(max=0.0), SolverConfig())
-    above = solve_at_times(field, z0, times.clamp(min=0.0), SolverConfig())
-    assert apart_nfe == field.nfe.forward
-    torch.testing.assert_close(
-        apart, torch.where((times < 0)[..., None], below, above), atol=5e-3, rtol=0
-    )
+    apart, apart_nfe, two, separate_nfe = _two_sided_solves(field, z0, times)
+    assert apart_nfe == separate_nfe
+    torch.testing.assert_close(apart, two, atol=5e-3, rtol=0)
