@@ -69,6 +69,15 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques)
 
 
+def _missing_or_blank(codes: np.ndarray, stripped: np.ndarray) -> np.ndarray:
+    """[N] True where a cell is missing (code -1) or its text, ``stripped[code]``, is blank."""
+    missing = codes < 0
+    blank = stripped == ""  # [K]
+    if blank.any():
+        missing |= blank[np.maximum(codes, 0)] & ~missing
+    return missing
+
+
 def _sorted_codes(codes: np.ndarray, uniques) -> tuple[np.ndarray, np.ndarray]:
     """Codes into ``uniques`` → codes into the sorted distinct values (equal values merge)."""
     codes2, distinct = pd.factorize(np.asarray(uniques))
@@ -100,9 +109,7 @@ def parse_ids(col: pd.Series, src: Source, name: str, from_text: bool):
     else:
         codes, uniques = _factorize(col)
         text = np.array([str(u).strip() for u in uniques], dtype=object)
-        missing = codes < 0
-        if len(text) and (text == "").any():
-            missing |= (text == "")[codes] & ~missing
+        missing = _missing_or_blank(codes, text)
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
         raise LatentODEError(
@@ -128,11 +135,9 @@ def parse_variables(col: pd.Series, src: Source, name: str) -> tuple[np.ndarray,
     """Long format's variable-name column → (code [N], names); a name is the cell's text.
     A missing or blank (whitespace-only) name raises."""
     codes, uniques = _factorize(col)
-    blank = np.array([str(u).strip() == "" for u in uniques], dtype=bool)
-    if blank.any():
-        codes = np.where(blank[np.maximum(codes, 0)] & (codes >= 0), -1, codes)
-    if (codes < 0).any():
-        pos = int(np.flatnonzero(codes < 0)[0])
+    missing = _missing_or_blank(codes, np.array([str(u).strip() for u in uniques], dtype=object))
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
         raise LatentODEError(f"{src.row(pos)}: missing variable name in column {name!r}.")
     codes2, distinct = pd.factorize(np.array([str(u) for u in uniques], dtype=object))
     return codes2[codes], [str(d) for d in distinct]
