@@ -58,7 +58,7 @@ class LatentODEConfig:
             when ``learn_noise``.
         poisson: model observation times with a Poisson intensity head.
         n_static: S, static covariates (used by the classifier).
-        classify: predict a per-series binary label from z0 (and statics).
+        classify: predict a per-series binary label from the latent state (and statics).
         label_weight: weight of the label's log-likelihood per series.
         classifier_hidden: the classifier on its features (see ``label_readout``) and
             the statics: 0, logistic regression (one linear layer); k > 0, an MLP with
@@ -116,7 +116,7 @@ class LatentODEConfig:
                 raise LatentODEError(f"{name} must be a positive integer.")
         if self.classifier_hidden is not None and int(self.classifier_hidden) < 0:
             raise LatentODEError(
-                f"classifier_hidden must be an integer >= 0 (0: logistic regression on z0), "
+                f"classifier_hidden must be an integer >= 0 (0: logistic regression), "
                 f"got {self.classifier_hidden!r}."
             )
         if self.label_readout not in LABEL_READOUTS:
