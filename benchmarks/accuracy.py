@@ -28,6 +28,7 @@ Targets: that ratio < 1, and 90% coverage within 80-97%.
     python benchmarks/accuracy.py --quick      # 1 seed, 20 epochs, smaller generators
     python benchmarks/accuracy.py --sets theoph,milk --methods latentode,linear,locf
     python benchmarks/accuracy.py --quick --set latent_dim=4 --set encoder=rnn
+    python benchmarks/accuracy.py --data-dir my_csvs/ --seeds 0   # every *.csv in a folder
 
 ``--set KEY=VALUE`` sets a ``LatentODE`` parameter (``ast.literal_eval``, else text). Results:
 ``benchmarks/results/accuracy.json`` (``accuracy_quick.json`` with ``--quick``) or ``--json``.
@@ -84,12 +85,26 @@ GENERATORS = {
 # ---------------------------------------------------------------- data
 
 
-def load_set(name: str, quick: bool = False) -> tuple[pd.DataFrame, list[str]]:
+def csv_sets(folder: Path) -> dict[str, Path]:
+    """The wide CSVs (``series_id``, ``time``, channels) in ``folder`` by name, without
+    the ``*_static.csv`` covariate files."""
+    paths = sorted(p for p in folder.glob("*.csv") if not p.stem.endswith("_static"))
+    if not paths:
+        raise SystemExit(f"--data-dir {folder}: no *.csv files there")
+    return {p.stem: p for p in paths}
+
+
+def load_set(
+    name: str, quick: bool = False, extra: dict[str, Path] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """One data set as a wide frame (``series_id``, ``time``, channels; NaN = not observed).
 
-    Rows are sorted by id and time; rows with no observed channel are dropped.
+    ``extra`` maps further set names to wide CSV files (``--data-dir``). Rows are sorted by
+    id and time; rows with no observed channel are dropped.
     """
-    if name in REAL_SETS:
+    if extra and name in extra:
+        ds = lo.read_csv(extra[name], id_col=ID, time_col=TIME)
+    elif name in REAL_SETS:
         ds = lo.read_csv(REAL_DIR / f"{name}.csv", id_col=ID, time_col=TIME)
     elif name in SYNTHETIC_SETS:
         ds = getattr(lo.datasets, name)(**GENERATORS[name][quick], seed=0)
@@ -341,7 +356,7 @@ def score_fold(
 
 def run_set(name: str, methods: Sequence[str], seed: int, opts: dict) -> list[dict]:
     """One record per (task, method) for one data set and seed, pooled over its folds."""
-    df, channels = load_set(name, opts["quick"])
+    df, channels = load_set(name, opts["quick"], opts.get("extra"))
     ids = list(pd.unique(df[ID]))
     totals = {(task, m): Counter(sq=0.0, abs=0.0, n=0) for task in TASKS for m in methods}
     fit_s, epochs_run = defaultdict(list), defaultdict(list)
@@ -498,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--sets", help=f"comma-separated, from {','.join(all_sets)}")
     add("--methods", help=f"comma-separated, from {','.join(all_methods)}")
     add("--seeds", help="comma-separated integers (default 0,1,2; quick: 0)")
+    add("--data-dir", type=Path, help="a folder of further wide CSVs (series_id,time,...)")
     add("--json", type=Path, help="where to write the results")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
     add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
@@ -507,12 +523,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(markdown_tables(summarise(result["records"]), result["methods"], result["sets"]))
         print(f"complete: {result.get('complete', True)}; seeds {result['seeds']}")
         return result
+    extra = csv_sets(args.data_dir) if args.data_dir is not None else {}
+    if extra:  # their sets are the default; the built-in ones stay reachable by name
+        all_sets = (*extra, *(s for s in all_sets if s not in extra))
     sets, methods = (
-        pick(args.sets, all_sets, "data set(s)"),
+        pick(args.sets, tuple(extra) if extra and args.sets is None else all_sets, "data set(s)"),
         pick(args.methods, all_methods, "method(s)"),
     )
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
-    opts = {"quick": args.quick, "params": parse_set_params(args.set, "latent_dim=4")}
+    opts = {
+        "quick": args.quick,
+        "params": parse_set_params(args.set, "latent_dim=4"),
+        "extra": extra,
+    }
     try:
         lo.LatentODE(**opts["params"])  # an unknown name fails here, not in every fit
     except TypeError as err:
