@@ -66,13 +66,14 @@ def _dense_condition(times, query, residuals, mask, process):
 
 @pytest.mark.parametrize("chunk", [10**9, 1])
 def test_conditioning_matches_dense_kriging(chunk, monkeypatch):
+    process = PROCESS
     monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
     times, query, residuals, mask = _random_problem(0)
     t = torch.tensor(times)
     mean, var = condition_residual(
-        t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query), PROCESS.tensors(t)
+        t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query), process.tensors(t)
     )
-    want_mean, want_var = _dense_condition(times, query, residuals, mask, PROCESS)
+    want_mean, want_var = _dense_condition(times, query, residuals, mask, process)
     np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
 
@@ -91,6 +92,50 @@ def test_log_marginal_matches_scipy():
             cov = v * _corr(PROCESS.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(o.sum())
             want = multivariate_normal(np.zeros(o.sum()), cov).logpdf(residuals[0, b, o, c])
             assert got[b, c].item() == pytest.approx(want, rel=1e-10)
+
+
+def test_predictive_log_density_is_the_joint_minus_the_given_part():
+    """With ``given`` points the density is log p(r) - log p(r_given) (scipy, dense),
+    whatever the order of given and other points in time."""
+    times, _, residuals, mask = _random_problem(2, n_t=9)
+    given = (np.random.default_rng(3).random(mask.shape) < 0.5) & (mask > 0)
+    t = torch.tensor(times)
+    process = PROCESS
+    got = residual_log_marginal(
+        t, torch.tensor(residuals[0]), torch.tensor(mask), process.tensors(t), torch.tensor(given)
+    )
+    for b in range(times.shape[0]):
+        for c in range(mask.shape[-1]):
+            o, g = mask[b, :, c] > 0, given[b, :, c]
+            want = _dense_log_pdf(process, times[b], residuals[0, b, :, c], o, c)
+            if g.any():
+                want -= _dense_log_pdf(process, times[b], residuals[0, b, :, c], g, c)
+            assert got[b, c].item() == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def _dense_log_pdf(process, times: np.ndarray, r: np.ndarray, keep: np.ndarray, c: int) -> float:
+    """log N(r[keep]; 0, K + n I) of ``process``'s channel ``c`` at times[keep] (scipy)."""
+    v, ell, n = process.variance[c], process.lengthscale[c], process.noise[c]
+    tt = times[keep]
+    cov = v * _corr(process.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(keep.sum())
+    return multivariate_normal(np.zeros(keep.sum()), cov).logpdf(np.atleast_1d(r[keep]))
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_predictive_fit_recovers_simulated_parameters(seed):
+    """Fitting log p(others | given) on GP residuals recovers the process. Densities
+    given nearby points pin the short-range behaviour: for Matérn-3/2 that is v / ℓ³
+    (the microergodic parameter) and the noise, while v alone is looser than in the
+    joint fit (seeds 6-8: 0.29-0.76 for 0.5)."""
+    times, r, m = _simulate("matern32", v=0.5, ell=0.2, n=0.01, n_b=150, n_t=20, seed=seed)
+    given = torch.rand(m.shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    fitted = fit_residual_process(times, r, m, given=given)
+    assert fitted.kernel == ("matern32",)
+    v, ell = fitted.variance[0], fitted.lengthscale[0]
+    assert v / ell**3 == pytest.approx(0.5 / 0.2**3, rel=0.3)
+    assert ell == pytest.approx(0.2, rel=0.35)
+    assert fitted.noise[0] == pytest.approx(0.01, rel=0.5)
+    assert 0.5 / 2 < v < 0.5 * 2
 
 
 def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path():
@@ -152,8 +197,9 @@ def test_round_trip_and_validation():
 
 def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
     """With a residual process, each sample is its path plus the kriging of that path's
-    residuals at the context (recomputed here from the network's own pieces with the
-    dense numpy formulas); the std is the conditional std plus the white noise."""
+    residuals at the context, kept within [min(0, min r), max(0, max r)] of those
+    residuals (recomputed here from the network's own pieces with the dense numpy
+    formulas); the std is the conditional std plus the white noise."""
     from latentode.data.batching import collate
     from latentode.data.dataset import make_series
     from latentode.data.scaling import Scaler
@@ -181,6 +227,10 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
     shift, var = _dense_condition(
         batch.times.numpy(), batch.target_times.numpy(), resid, batch.mask.numpy(), PROCESS
     )
+    sd3 = 3 * np.sqrt(PROCESS.variance)  # [C]
+    high = np.maximum(np.nanmax(resid, axis=2, keepdims=True), sd3)  # [S, B, 1, C]
+    low = np.minimum(np.nanmin(resid, axis=2, keepdims=True), -sd3)
+    shift = np.clip(shift, low, high)
     np.testing.assert_allclose(out["path"].numpy(), path_q, atol=1e-6)
     np.testing.assert_allclose(out["mean"].numpy(), path_q + shift, atol=1e-6)
     want_std = np.sqrt(var + np.asarray(PROCESS.noise))
@@ -211,8 +261,53 @@ def test_fit_residual_pads_batches_and_recovers_the_simulated_process():
             series.append(make_series(i, t, np.sin(t)[:, None] + r_i))
         contexts = [s.take(np.arange(len(s)) % 2 == 0) for s in series]
         batches.append(collate(contexts, scaler, series, dtype=torch.float64))
-    fitted = fit_residual(KnownPath(), batches, n_samples=2)
+    fitted = fit_residual(KnownPath(), batches, n_samples=2)  # given: the context points
     assert fitted.kernel == ("matern32",)
     assert fitted.variance[0] == pytest.approx(0.4, rel=0.3)
     assert fitted.lengthscale[0] == pytest.approx(0.3, rel=0.35)
     assert fitted.noise[0] == pytest.approx(0.02, rel=0.5)
+
+
+def test_in_context_marks_the_target_times_the_context_holds():
+    """Context times are a subset of the target times; padding (repeating the last real
+    time) must not mark anything."""
+    from latentode.data.batching import collate
+    from latentode.data.dataset import make_series
+    from latentode.data.scaling import Scaler
+    from latentode.models.residual_fit import in_context
+
+    whole = [
+        make_series("a", np.array([0.0, 1.0, 2.0, 3.0]), np.arange(4.0)[:, None]),
+        make_series("b", np.array([0.0, 0.5, 4.0]), np.arange(3.0)[:, None]),
+    ]
+    contexts = [
+        whole[0].take(np.array([True, False, True, False])),
+        whole[1].take(np.array([False, True, False])),
+    ]
+    batch = collate(contexts, Scaler((0.0,), (1.0,), 1.0), whole, dtype=torch.float64)
+    got = in_context(batch)
+    want = [[True, False, True, False], [False, True, False, False]]
+    assert got[:, :4].tolist() == want
+
+
+def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds():
+    """A smooth kernel extrapolates the last two points' slope (here: 0 then 3 a short
+    gap apart) well past them. The bound keeps the forecast's residual within [-3 sd,
+    max(3, 3 sd)]: at the context's 3 for a process of sd 0.5, at 3 sd = 4.5 for one of
+    sd 1.5; a residual inside the range is untouched."""
+    from latentode.nn.residual_process import within_context_range
+
+    t = torch.tensor([[0.0, 0.2]], dtype=torch.float64)
+    r = torch.tensor([[[[0.0], [3.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]
+    m = torch.ones(1, 2, 1, dtype=torch.float64)
+    q = torch.tensor([[0.1, 1.0]], dtype=torch.float64)
+    for variance, cap in ((0.25, 3.0), (2.25, 4.5)):
+        smooth = ResidualProcess(("matern32",), (variance,), (2.0,), (1e-6,))
+        shift, _ = condition_residual(t, r, m, q, smooth.tensors(t))
+        assert shift[0, 0, 1, 0] > cap + 1  # unbounded: well past both
+        prior_var = torch.tensor([variance], dtype=torch.float64)
+        bounded = within_context_range(shift, r, m, prior_var)
+        assert bounded[0, 0, 1, 0].item() == pytest.approx(cap)
+        assert bounded[0, 0, 0, 0].item() == pytest.approx(shift[0, 0, 0, 0].item())
+        negative = within_context_range(-shift, -r, m, prior_var)  # the mirror image
+        assert negative[0, 0, 1, 0].item() == pytest.approx(-cap)

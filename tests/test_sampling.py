@@ -58,3 +58,40 @@ def test_short_last_batch_stays_last_and_single_batch_sets_are_a_plain_shuffle()
     assert len(order) - full.size == n % bs  # the 11 leftovers form the last batch
     small = EpochShuffle(12, 2, _lengths(12), 16)
     assert list(small) == list(EpochShuffle(12, 2))  # one batch: nothing to bucket
+
+
+def _toy_series(n: int):
+    from latentode.data.dataset import SeriesDataset, make_series
+
+    rng = np.random.default_rng(0)
+    return SeriesDataset(
+        [
+            make_series(i, np.sort(rng.uniform(0, 5, 30)), rng.normal(size=(30, 1)))
+            for i in range(n)
+        ],
+        ("x",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_series", "draws"), [(1, 20), (3, 20), (4, 15), (13, 5), (20, 3), (500, 3)]
+)
+def test_held_out_draws_aim_at_sixty_pairs_within_bounds(n_series: int, draws: int) -> None:
+    from latentode.data.datamodule import held_out_draws
+
+    assert held_out_draws(n_series) == draws
+
+
+def test_task_pairs_draw_more_contexts_of_few_validation_series() -> None:
+    """4 validation series: 15 draws of distinct seeded contexts, each of every series;
+    without validation series, the 4 training series get 3 draws."""
+    from latentode.data.datamodule import SeriesDataModule
+
+    data = _toy_series(4)
+    assert len(SeriesDataModule(data, seed=1).task_pairs()) == 3
+    dm = SeriesDataModule(data, val=_toy_series(4), seed=1)
+    pairs = dm.task_pairs()
+    assert len(pairs) == 15
+    assert all(len(contexts) == 4 and len(whole) == 4 for contexts, whole in pairs)
+    first = [tuple(c.times) for c in pairs[0][0]]
+    assert any([tuple(c.times) for c in contexts] != first for contexts, _ in pairs[1:])

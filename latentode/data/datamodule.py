@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import lightning as L
 import numpy as np
@@ -102,6 +103,19 @@ class _Pairs(Dataset):
 
     def __getitem__(self, i: int):
         return self.context[i], self.target[i]
+
+
+#: held-out (context, series) pairs to aim for after training, and the draws' bounds
+HELD_OUT_PAIRS, MIN_DRAWS, MAX_DRAWS = 60, 3, 20
+
+
+def held_out_draws(n_series: int) -> int:
+    """Context draws per validation series for the residual fit and the interval
+    calibration: enough for about :data:`HELD_OUT_PAIRS` pairs, within [3, 20] (3 for
+    60 series or more; 20 for 3 series or fewer)."""
+    if n_series <= 0:
+        return MIN_DRAWS
+    return int(np.clip(math.ceil(HELD_OUT_PAIRS / n_series), MIN_DRAWS, MAX_DRAWS))
 
 
 class SeriesDataModule(L.LightningDataModule):
@@ -207,17 +221,24 @@ class SeriesDataModule(L.LightningDataModule):
             return []
         return DataLoader(self._val, batch_size=self.batch_size, collate_fn=self._collate)
 
-    def task_pairs(self, draws: int = 3) -> list[tuple[SeriesDataset, SeriesDataset]]:
+    def task_pairs(self, draws: int | None = None) -> list[tuple[SeriesDataset, SeriesDataset]]:
         """Per draw, (contexts, whole series): a seeded training-task context of every
         held-out series with at least 2 points. Held out means the validation series, or
         the training series when there is no validation data (``val_data`` is None).
 
         Used after training to fit the residual process and calibrate the intervals on
-        the kinds of context the model is used with (random subsets and cuts).
+        the kinds of context the model is used with (random subsets and cuts). ``draws``
+        defaults to :func:`held_out_draws` of the number of validation series (few
+        series get more draws, so that the fit and the calibration see many contexts),
+        and to :data:`MIN_DRAWS` for the training series: more draws of series the
+        model was trained on made the fit worse (indometh and cefamandole forecasts,
+        in ``benchmarks/accuracy.py``).
         """
         self.setup("fit")
         series = self.val_data if self.val_data is not None else self.train_data
         series = series[[i for i, s in enumerate(series) if len(s) >= 2]]
+        if draws is None:
+            draws = held_out_draws(len(series)) if self.val_data is not None else MIN_DRAWS
         pairs = []
         for k in range(draws):
             rng = np.random.default_rng([self.seed, k, 0x5E51D])
@@ -225,7 +246,7 @@ class SeriesDataModule(L.LightningDataModule):
             pairs.append((contexts, series))
         return pairs
 
-    def residual_dataloader(self, draws: int = 3) -> DataLoader:
+    def residual_dataloader(self, draws: int | None = None) -> DataLoader:
         """Batches of the :meth:`task_pairs` (targets: the whole series, so a batch's
         residuals cover both what its context saw and what it hid, as at prediction)."""
         pairs = [p for contexts, whole in self.task_pairs(draws) for p in zip(contexts, whole)]

@@ -30,7 +30,11 @@ from latentode.nn.likelihoods import (
     poisson_log_likelihood,
 )
 from latentode.nn.readout import solve_at_times
-from latentode.nn.residual_process import ResidualProcess, condition_residual
+from latentode.nn.residual_process import (
+    ResidualProcess,
+    condition_residual,
+    within_context_range,
+)
 from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
 
@@ -343,7 +347,9 @@ class LatentODENet(nn.Module):
 
         With a ``residual`` process, each sample's path is also decoded at the context
         times, its residuals there are carried to the targets by kriging
-        (:func:`~latentode.nn.residual_process.condition_residual`) and added to ``mean``;
+        (:func:`~latentode.nn.residual_process.condition_residual`, kept within the
+        range of those residuals or 3 prior stds:
+        :func:`~latentode.nn.residual_process.within_context_range`) and added to ``mean``;
         ``path`` [S, B, T', C] keeps the decoder output alone, and ``noise_std``
         [B, T', C] is the residual's conditional std including its white noise.
         """
@@ -361,9 +367,11 @@ class LatentODENet(nn.Module):
                 z_context, _ = self.latent_paths(z0, batch.times, solver)
             at_context = rowwise(self.decoder, z_context)  # [S, B, T, C]
             params = residual.tensors(at_context)
+            residuals = batch.values - at_context
             shift, var = condition_residual(
-                batch.times, batch.values - at_context, batch.mask, batch.target_times, params
+                batch.times, residuals, batch.mask, batch.target_times, params
             )
+            shift = within_context_range(shift, residuals, batch.mask, params[0])
             out["path"] = out["mean"]
             out["mean"] = out["mean"] + shift
             out["noise_std"] = (var + params[2]).sqrt()  # [B, T', C]

@@ -2,10 +2,16 @@
 
 Empirical Bayes after training: for each pair, the posterior mean path given the
 context is compared with every observed value of the whole series, and the residual
-process's kernel and parameters per channel are those of highest marginal likelihood
-of these residual series (:func:`~latentode.nn.residual_process.fit_residual_process`).
-The contexts come from the training task (random subsets and cuts), so the residuals
-are those the model leaves where it is used: around and beyond what it saw.
+process's kernel and parameters per channel are those under which the residuals the
+context left out are most likely given the context's own residuals
+(:func:`~latentode.nn.residual_process.fit_residual_process` with ``given``): the
+predictive likelihood of what prediction does, kriging from the context. The contexts
+come from the training task (random subsets and cuts), so the residuals are those the
+model leaves where it is used: around and beyond what it saw.
+
+The context's residuals are smaller than the rest (the path was inferred from them), so
+a joint likelihood of all points would read that contrast as a short correlation time;
+measured on real sets, that made kriging forget the context too fast.
 """
 
 from __future__ import annotations
@@ -44,10 +50,11 @@ def fit_residual(
     parts = []
     for batch in batches:
         path = net.sample(batch, n_samples, generator=generator)["mean"].mean(0)  # [B, T', C]
-        parts.append((batch.target_times, batch.target_values - path, batch.target_mask))
-    if not parts or all(m.sum() == 0 for _, _, m in parts):
+        given = in_context(batch).unsqueeze(-1) & (batch.target_mask > 0)  # [B, T', C]
+        parts.append((batch.target_times, batch.target_values - path, batch.target_mask, given))
+    if not parts or all(p[2].sum() == 0 for p in parts):
         raise LatentODEError("no observed value to fit the residual process on.")
-    width = max(t.shape[1] for t, _, _ in parts)
+    width = max(p[0].shape[1] for p in parts)
 
     def pad(x: torch.Tensor, repeat_last: bool) -> torch.Tensor:
         extra = width - x.shape[1]
@@ -60,7 +67,15 @@ def fit_residual(
         )
         return torch.cat([x, fill], dim=1)
 
-    times = torch.cat([pad(t, True) for t, _, _ in parts])
-    residuals = torch.cat([pad(r, False) for _, r, _ in parts])
-    mask = torch.cat([pad(m, False) for _, _, m in parts])
-    return fit_residual_process(times, residuals, mask)
+    times = torch.cat([pad(p[0], True) for p in parts])
+    residuals, mask, given = (torch.cat([pad(p[k], False) for p in parts]) for k in (1, 2, 3))
+    return fit_residual_process(times, residuals, mask, given=given)
+
+
+def in_context(batch: Batch) -> torch.Tensor:
+    """[B, T'] True where a target time is one of its series' real context times (the
+    targets are the whole series, the context a subset of its time points)."""
+    device = batch.times.device
+    real = torch.arange(batch.times.shape[1], device=device) < batch.lengths.to(device)[:, None]
+    same = batch.target_times.unsqueeze(-1) == batch.times.unsqueeze(-2)  # [B, T', T]
+    return (same & real.unsqueeze(1)).any(-1)

@@ -8,9 +8,10 @@ Gaussian process plus white observation noise, independent per channel and serie
     Cov(e_c(t), e_c(t')) = v_c · ρ_c(|t - t'| / ℓ_c) + n_c · [same observation]
 
 with ρ(d) = exp(-d) (Ornstein-Uhlenbeck: rough, Markov) or (1 + √3 d) exp(-√3 d)
-(Matérn-3/2: once differentiable, for smooth curves), chosen per channel by marginal
-likelihood (:func:`fit_residual_process`). Conditioning on the residuals ``r = x - path``
-at the context's observed points gives, at a query time ``t`` (kriging)::
+(Matérn-3/2: once differentiable, for smooth curves), chosen per channel by the
+likelihood of held-out residuals (:func:`fit_residual_process`). Conditioning on the
+residuals ``r = x - path`` at the context's observed points gives, at a query time
+``t`` (kriging)::
 
     mean(t) = k_t^T (K + n I)^{-1} r,      var(t) = v - k_t^T (K + n I)^{-1} k_t
 
@@ -37,6 +38,7 @@ __all__ = [
     "condition_residual",
     "fit_residual_process",
     "residual_log_marginal",
+    "within_context_range",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -129,35 +131,54 @@ class _Rows:
         series, channel: [R] the row's series and channel index.
         position: [R, K] index of each point in the series' time axis (padding: any).
         valid: [R, K] True for a real point.
+        scored: [R, K] True for a real point whose density counts in the likelihood: all
+            of them, or (rows built with ``given``) those after the conditioning points.
     """
 
     series: torch.Tensor
     channel: torch.Tensor
     position: torch.Tensor
     valid: torch.Tensor
+    scored: torch.Tensor
 
     @classmethod
-    def of(cls, mask: torch.Tensor, max_points: int | None = None) -> _Rows:
-        """Rows of mask [B, T, C] (1.0 = observed), keeping at most ``max_points`` (the
-        first ones in time) per row."""
+    def of(
+        cls, mask: torch.Tensor, max_points: int | None = None, given: torch.Tensor | None = None
+    ) -> _Rows:
+        """Rows of mask [B, T, C] (1.0 = observed), keeping at most ``max_points`` per row.
+
+        Points are in time order; with ``given`` [B, T, C] (True: a conditioning point),
+        each row's given points come first and only the others are ``scored``.
+        """
         obs = mask.permute(0, 2, 1) > 0  # [B, C, T]
         counts = obs.sum(-1)  # [B, C]
         series, channel = torch.nonzero(counts > 0, as_tuple=True)
         width = int(counts.max()) if counts.numel() else 0
         if max_points is not None:
             width = min(width, max_points)
-        # observed points first, in time order (a stable sort of "unobserved" flags)
-        order = torch.argsort((~obs[series, channel]).to(torch.int8), dim=-1, stable=True)
+        # observed points first (given ones before the rest), in time order: a stable sort
+        rank = (~obs[series, channel]).to(torch.int8) * 2
+        if given is not None:
+            first = given.permute(0, 2, 1)[series, channel] & obs[series, channel]
+            rank = rank + (obs[series, channel] & ~first).to(torch.int8)
+        order = torch.argsort(rank, dim=-1, stable=True)
         position = order[:, :width]
         valid = torch.arange(width, device=mask.device) < counts[series, channel].unsqueeze(-1)
-        return cls(series, channel, position, valid)
+        scored = valid
+        if given is not None:
+            scored = valid & (rank.gather(-1, position) == 1)
+        return cls(series, channel, position, valid, scored)
 
     def __len__(self) -> int:
         return len(self.series)
 
     def take(self, index: torch.Tensor | slice) -> _Rows:
         return _Rows(
-            self.series[index], self.channel[index], self.position[index], self.valid[index]
+            self.series[index],
+            self.channel[index],
+            self.position[index],
+            self.valid[index],
+            self.scored[index],
         )
 
     def buckets(self, other: int) -> Iterator[_Rows]:
@@ -177,7 +198,13 @@ class _Rows:
             hi = min(lo + budget(max(1, int(ascending[hi - 1]))), hi)  # the chunk's longest
             width = max(1, int(ascending[hi - 1]))
             part = self.take(order[lo:hi])
-            yield _Rows(part.series, part.channel, part.position[:, :width], part.valid[:, :width])
+            yield _Rows(
+                part.series,
+                part.channel,
+                part.position[:, :width],
+                part.valid[:, :width],
+                part.scored[:, :width],
+            )
             lo = hi
 
     def times(self, times: torch.Tensor) -> torch.Tensor:
@@ -220,12 +247,14 @@ def _row_cholesky(
 def _rows_log_marginal(
     rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
 ) -> torch.Tensor:
-    """log N(r; 0, K + n I) per row [R] (row_residuals [R, K], 0 at padding)."""
+    """log density of each row's ``scored`` points given the points before them [R]
+    (row_residuals [R, K], 0 at padding): see :func:`_profile_log_marginal`."""
     chol = _row_cholesky(rows, gaps, params)
     white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
-    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-    n_obs = rows.valid.sum(-1).to(gaps.dtype)
-    return -0.5 * ((white.squeeze(-1) ** 2).sum(-1) + log_det + n_obs * _LOG_2PI)
+    scored = rows.scored.to(gaps.dtype)
+    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)
+    q = (white.squeeze(-1) ** 2 * scored).sum(-1)
+    return -0.5 * (q + log_det + scored.sum(-1) * _LOG_2PI)
 
 
 def residual_log_marginal(
@@ -233,8 +262,10 @@ def residual_log_marginal(
     residuals: torch.Tensor,
     mask: torch.Tensor,
     params: tuple[torch.Tensor, ...],
+    given: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """log N(r; 0, K + n I) per series and channel, over the observed points only.
+    """log N(r; 0, K + n I) per series and channel, over the observed points only; with
+    ``given``, the predictive log p(r_other | r_given) = log p(r) - log p(r_given).
 
     Args:
         times: [B, T] model times.
@@ -242,11 +273,12 @@ def residual_log_marginal(
         mask: [B, T, C] 1.0 where observed.
         params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``; v, ℓ, n
             may require grad).
+        given: [B, T, C] bool, True at the conditioning points, or None.
 
     Returns:
         [B, C] log densities (0 for a channel with no observation).
     """
-    rows = _Rows.of(mask)
+    rows = _Rows.of(mask, given=given)
     row_times = rows.times(times)
     per_row = _rows_log_marginal(rows, _gaps(row_times, row_times), rows.values(residuals), params)
     out = torch.zeros(mask.shape[0], mask.shape[2], dtype=per_row.dtype, device=mask.device)
@@ -297,6 +329,29 @@ def condition_residual(
     return mean.to(dtype), var.to(dtype)
 
 
+def within_context_range(
+    shift: torch.Tensor, residuals: torch.Tensor, mask: torch.Tensor, prior_var: torch.Tensor
+) -> torch.Tensor:
+    """The kriged residual ``shift`` [S, B, Q, C] kept within what the series or the
+    process make plausible: between ``min(min r, -3 sd)`` and ``max(max r, 3 sd)``, with
+    ``r`` the context residuals of its series and channel (``residuals`` [S, B, T, C],
+    ``mask`` [B, T, C]) and ``sd`` the process's prior std (``prior_var`` [C]: v).
+
+    Kriging is linear in the residuals, and a once-differentiable kernel extrapolates
+    the slope between the last context points: from two close points that rose steeply
+    (a dose the data leave out) a forecast can run far past anything the series showed
+    and the process expects (on the phenobarb data, to three times the largest value
+    of the context). A trend that the fitted process itself supports (a large ``v``, as
+    for growth curves) stays untouched.
+    """
+    observed = (mask > 0).unsqueeze(0)  # [1, B, T, C]
+    big = torch.finfo(residuals.dtype).max
+    sd3 = 3.0 * prior_var.to(residuals.dtype).sqrt()  # [C]
+    high = torch.maximum(torch.where(observed, residuals, -big).amax(2, keepdim=True), sd3)
+    low = torch.minimum(torch.where(observed, residuals, big).amin(2, keepdim=True), -sd3)
+    return torch.minimum(torch.maximum(shift, low), high)
+
+
 #: the profile-likelihood grid: correlation times ℓ (model time; the longest training
 #: series spans 1) and noise-to-signal ratios n / v
 _LENGTHSCALES = torch.logspace(-3, 2, 11, dtype=torch.float64)
@@ -315,23 +370,29 @@ def _profile_log_marginal(
     lengthscale: torch.Tensor,
     ratio: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per channel, the log marginal likelihood maximised over the scale ``v`` with ℓ and
-    ``n / v`` fixed (the [C] tensors ``lengthscale`` and ``ratio``), and that ``v``.
+    """Per channel, the log likelihood of the rows' ``scored`` points given the points
+    before them, maximised over the scale ``v`` with ℓ and ``n / v`` fixed (the [C]
+    tensors ``lengthscale`` and ``ratio``), and that ``v``.
 
-    With K = v (R + ρ I), R the correlation matrix: rᵀK⁻¹r = q / v and log|K| = N log v
-    + log|R + ρ I|, so the best ``v`` is Σq / N over the channel's rows.
+    With the Cholesky factor L of K over a row's points in their row order, the whitened
+    residual ``w = L⁻¹ r`` splits the density into sequential conditionals: point i
+    given the points before it has mean-square term ``w_i²`` and log-determinant term
+    ``2 log L_ii``. Summed over the scored points this is log p(scored | the rest before
+    them) (all points scored: the marginal). With K = v (R + ρ I), R the correlation
+    matrix: the terms are ``q / v`` and ``N log v + ...``, so the best ``v`` is Σq / N.
     """
     unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
     chol = _row_cholesky(rows, gaps, unit)
     white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
-    q = (white.squeeze(-1) ** 2).sum(-1)  # [R]
-    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # [R]
+    scored = rows.scored.to(row_residuals.dtype)
+    q = (white.squeeze(-1) ** 2 * scored).sum(-1)  # [R]
+    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)  # [R]
     c = rows.channel
 
     def per_channel(x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
 
-    n_obs = per_channel(rows.valid.sum(-1).to(q.dtype))
+    n_obs = per_channel(scored.sum(-1))
     scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
     ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * _LOG_2PI)
     return ll, scale
@@ -374,27 +435,36 @@ def fit_residual_process(
     max_rows_per_channel: int = 64,
     max_points: int = 48,
     seed: int = 0,
+    given: torch.Tensor | None = None,
 ) -> ResidualProcess:
     """Per channel, the kernel of :data:`KERNELS` and its (v, ℓ, n) with the highest
-    marginal likelihood of the residual series (empirical Bayes): a grid of correlation
-    times ℓ from 1e-3 to 100 model time units and of noise-to-signal ratios, the scale
-    ``v`` profiled out in closed form, then refined around each channel's best point.
+    likelihood of the residual series (empirical Bayes): a grid of correlation times ℓ
+    from 1e-3 to 100 model time units and of noise-to-signal ratios, the scale ``v``
+    profiled out in closed form, then refined around each channel's best point.
+
+    With ``given`` the likelihood is the predictive one, log p(r_hidden | r_given): the
+    density of each series' other points given its ``given`` points, which is what
+    prediction does with the process (kriging from the context's residuals). Use it when
+    the given points are a context the path was inferred from: their residuals are
+    smaller than the others', and a joint likelihood reads that contrast as a short
+    correlation time. Without ``given``: the marginal likelihood of every point.
 
     Args:
         times: [B, T] model times; residuals [B, T, C]; mask [B, T, C] (1.0 = observed).
         max_rows_per_channel, max_points: bound the work on large data: at most this
             many series per channel (a seeded random choice) and the first
-            ``max_points`` observations of each enter the likelihood.
+            ``max_points`` observations of each (given ones first) enter the likelihood.
         seed: seeds that choice.
+        given: [B, T, C] bool, True at the conditioning points, or None.
 
     Returns:
-        The fitted :class:`ResidualProcess`. A channel with fewer than 3 observed
+        The fitted :class:`ResidualProcess`. A channel with fewer than 3 scored
         residuals gets an OU kernel with half its mean square as ``v`` and half as
         ``n`` (nothing to fit).
     """
     times, residuals = times.detach().double(), residuals.detach().double()
     n_c = residuals.shape[-1]
-    rows = _Rows.of(mask.detach(), max_points)
+    rows = _Rows.of(mask.detach(), max_points, None if given is None else given.detach())
     rng = torch.Generator().manual_seed(seed)
     keep = []
     for c in range(n_c):
@@ -404,7 +474,7 @@ def fit_residual_process(
     rows = rows.take(torch.cat(keep)) if keep else rows
     row_times, row_residuals = rows.times(times), rows.values(residuals)
     gaps = _gaps(row_times, row_times)
-    counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.valid.sum(-1))
+    counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
     best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
     best: list[tuple] = [None] * n_c
     if len(rows):
@@ -417,8 +487,8 @@ def fit_residual_process(
                     best[c] = (name, *(float(p[c]) for p in fitted[:3]))
     for c in range(n_c):
         if counts[c] < 3 or best[c] is None:
-            of_c = rows.channel == c
-            square = float((row_residuals[of_c] ** 2).sum()) / max(int(counts[c]), 1)
+            of_c = rows.channel == c  # the mean square over every observed residual
+            square = float((row_residuals[of_c] ** 2).sum()) / max(int(rows.valid[of_c].sum()), 1)
             half = 0.5 * max(square, 1e-6)
             best[c] = ("ou", half, 1.0, half)
     kernel, variance, lengthscale, noise = zip(*best)
