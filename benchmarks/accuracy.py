@@ -29,6 +29,7 @@ Targets: that ratio < 1, and 90% coverage within 80-97%.
     python benchmarks/accuracy.py --sets theoph,milk --methods latentode,linear,locf
     python benchmarks/accuracy.py --quick --set latent_dim=4 --set encoder=rnn
     python benchmarks/accuracy.py --data-dir my_csvs/ --seeds 0   # every *.csv in a folder
+    python benchmarks/accuracy.py --compare before.json after.json  # two runs side by side
 
 ``--set KEY=VALUE`` sets a ``LatentODE`` parameter (``ast.literal_eval``, else text). Results:
 ``benchmarks/results/accuracy.json`` (``accuracy_quick.json`` with ``--quick``) or ``--json``.
@@ -431,6 +432,37 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
+def comparison_table(before: dict, after: dict) -> str:
+    """Markdown: per set and task, the latent ODE's ratio to the reference baseline and
+    its 90% coverage in two results files (e.g. two commits on the same sets and seeds)."""
+    rows = {}
+    for which, result in (("before", before), ("after", after)):
+        for row in summarise(result["records"]):
+            if row["method"] == "latentode":
+                rows.setdefault((row["task"], row["set"]), {})[which] = row
+    lines = [
+        "| task | set | ratio before | ratio after | cov90 before | cov90 after |",
+        "|---|---|---|---|---|---|",
+    ]
+    met = Counter()
+    for (task, name), pair in sorted(rows.items()):
+        b, a = pair.get("before", {}), pair.get("after", {})
+        cells = [
+            *(fmt(row.get("ratio"), row.get("ratio_se"), ".2f") for row in (b, a)),
+            *(fmt(row.get("coverage"), None, ".2f") for row in (b, a)),
+        ]
+        lines.append(f"| {task} | {name} | " + " | ".join(cells) + " |")
+        for which, row in (("before", b), ("after", a)):
+            met[which, "wins"] += bool(row.get("beats_reference"))
+            met[which, "covered"] += bool(row.get("coverage_ok"))
+    lines.append(
+        f"\nBeats the reference: {met['before', 'wins']} before, {met['after', 'wins']} after; "
+        f"coverage within 80-97%: {met['before', 'covered']} before, "
+        f"{met['after', 'covered']} after (of {len(rows)} set-task pairs)."
+    )
+    return "\n".join(lines)
+
+
 def fmt(mean: float | None, se: float | None, spec: str = ".3g") -> str:
     """``mean±se`` (``n/a`` without a mean, no ``±`` without a standard error)."""
     if mean is None:
@@ -517,7 +549,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--json", type=Path, help="where to write the results")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
     add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
+    add("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two results files")
     args = parser.parse_args(argv)
+    if args.compare is not None:  # the latent ODE's ratios and coverage side by side
+        before, after = (json.loads(p.read_text()) for p in args.compare)
+        print(comparison_table(before, after))
+        return after
     if args.tables is not None:  # e.g. a run stopped part-way: its whole seeds so far
         result = json.loads(args.tables.read_text())
         print(markdown_tables(summarise(result["records"]), result["methods"], result["sets"]))
