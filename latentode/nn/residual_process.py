@@ -356,6 +356,8 @@ def within_context_range(
 #: series spans 1) and noise-to-signal ratios n / v
 _LENGTHSCALES = torch.logspace(-3, 2, 11, dtype=torch.float64)
 _NOISE_RATIOS = torch.tensor([1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0], dtype=torch.float64)
+#: the largest stationary variance ``v`` allowed, in mean squares of the residuals
+VARIANCE_CAP = 4.0
 #: the second pass refines each channel's best grid point by these factors (ℓ, n / v)
 _REFINE_LENGTHSCALE = torch.tensor([0.5, 0.7, 1.0, 1.4, 2.0], dtype=torch.float64)
 _REFINE_RATIO = torch.tensor([0.3, 0.55, 1.0, 1.8, 3.3], dtype=torch.float64)
@@ -401,17 +403,32 @@ def _profile_log_marginal(
 def _fit_kernel(
     rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, n_channels: int, smooth
 ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Maximum marginal likelihood (v, ℓ, n) per channel for one kernel choice, by a
-    grid over (ℓ, n / v) with ``v`` profiled out, refined around each channel's best.
+    """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice, by a grid over
+    (ℓ, n / v) with ``v`` profiled out, refined around each channel's best; ``v`` at
+    most :data:`VARIANCE_CAP` times the mean square of the channel's residuals.
 
-    Returns (v, ℓ, n) [C] each and the log marginal likelihood per channel [C].
+    The cap: a predictive likelihood pins a smooth kernel's short-range behaviour
+    (``v / ℓ³`` for Matérn-3/2) but hardly ``v`` itself, and on residuals of series the
+    model was trained on it drifted to ``v`` 10⁴ times their mean square with ℓ beyond
+    the series' spans: a process that extrapolates every residual's slope (indometh
+    forecasts). For a stationary process around the path, ``v + n`` is the residuals'
+    mean square, so the cap only removes that drift.
+
+    Returns (v, ℓ, n) [C] each and the log likelihood per channel [C].
     """
     best_ll = torch.full((n_channels,), -math.inf, dtype=torch.float64)
     best = [torch.zeros(n_channels, dtype=torch.float64) for _ in range(3)]  # v, ℓ, ρ
+    c = rows.channel
+    valid = rows.valid.to(row_residuals.dtype)
+    square = torch.zeros(n_channels, dtype=torch.float64).index_add(
+        0, c, (row_residuals**2 * valid).sum(-1)
+    )
+    count = torch.zeros(n_channels, dtype=torch.float64).index_add(0, c, valid.sum(-1))
+    ceiling = VARIANCE_CAP * square / count.clamp_min(1.0)
 
     def consider(ell: torch.Tensor, ratio: torch.Tensor) -> None:
         ll, scale = _profile_log_marginal(rows, gaps, row_residuals, n_channels, smooth, ell, ratio)
-        better = ll > best_ll
+        better = (ll > best_ll) & (scale <= ceiling)
         best_ll[better] = ll[better]
         for kept, new in zip(best, (scale, ell, ratio)):
             kept[better] = new[better]
