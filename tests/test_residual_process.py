@@ -311,3 +311,23 @@ def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds():
         assert bounded[0, 0, 0, 0].item() == pytest.approx(shift[0, 0, 0, 0].item())
         negative = within_context_range(-shift, -r, m, prior_var)  # the mirror image
         assert negative[0, 0, 1, 0].item() == pytest.approx(-cap)
+
+
+def test_variance_stays_within_four_mean_squares_of_the_residuals(monkeypatch):
+    """Residuals that are straight lines through each series' middle (random slopes):
+    the predictive likelihood favours an ever longer, ever larger Matérn-3/2 (without the
+    cap: v 47 times the mean square, ℓ 20 times the span); the fit keeps v <= 4x."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.sort(torch.rand(60, 12, generator=g), 1).values.double()
+    slope = torch.randn(60, 1, generator=g).double()
+    noise = 0.01 * torch.randn(60, 12, 1, generator=g).double()
+    r = (slope * (t - 0.5)).unsqueeze(-1) + noise
+    m = torch.ones(60, 12, 1, dtype=torch.float64)
+    given = torch.rand(60, 12, 1, generator=g) < 0.5
+    mean_square = float((r**2).mean())
+    fitted = fit_residual_process(t, r, m, given=given)
+    assert fitted.kernel == ("matern32",)
+    assert fitted.variance[0] <= rp.VARIANCE_CAP * mean_square
+    monkeypatch.setattr(rp, "VARIANCE_CAP", 1e12)
+    loose = fit_residual_process(t, r, m, given=given)
+    assert loose.variance[0] > 10 * mean_square  # the drift the cap removes
