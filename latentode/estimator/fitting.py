@@ -119,8 +119,9 @@ def fit_state(
 
 def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess | None:
     """The residual process of the trained network (``residual=True`` estimators only),
-    fitted by marginal likelihood on training-task contexts of the validation series (of
-    the training series without validation data): see :mod:`latentode.models.residual_fit`.
+    fitted by the predictive likelihood of training-task contexts of the validation
+    series (of the training series without validation data): see
+    :mod:`latentode.models.residual_fit`.
     """
     if not getattr(estimator, "residual", False):
         return None
