@@ -53,9 +53,9 @@ class LatentODE(SeriesEstimator):
         residual: after training, fit a residual process per channel (an
             Ornstein-Uhlenbeck or Matérn-3/2 Gaussian process in time, chosen and fitted
             on held-out series by the likelihood of what each context hid given what it
-            saw) and condition every prediction
-            on the context's residuals from the latent path: deviations that persist in
-            time carry over to nearby query times, and fade back to the path far away.
+            saw) and condition every prediction on the context's residuals from the
+            latent path: deviations that persist in time carry over to nearby query
+            times, and fade back to the path far away.
             ``False``: the paper's model, with i.i.d. observation noise only.
         solver, rtol, atol, step_size, adjoint: the latent ODE solver (torchdiffeq
             method name; ``adjoint=True`` for constant-memory gradients).

@@ -400,12 +400,29 @@ def _profile_log_marginal(
     return ll, scale
 
 
+def _mean_square(rows: _Rows, row_residuals: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """[C] the mean square of each channel's observed residuals (0 for a channel without)."""
+    valid = rows.valid.to(row_residuals.dtype)
+    square = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
+        0, rows.channel, (row_residuals**2 * valid).sum(-1)
+    )
+    count = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
+        0, rows.channel, valid.sum(-1)
+    )
+    return square / count.clamp_min(1.0)
+
+
 def _fit_kernel(
-    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, n_channels: int, smooth
+    rows: _Rows,
+    gaps: torch.Tensor,
+    row_residuals: torch.Tensor,
+    smooth: torch.Tensor,
+    ceiling: torch.Tensor,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice, by a grid over
     (ℓ, n / v) with ``v`` profiled out, refined around each channel's best; ``v`` at
-    most :data:`VARIANCE_CAP` times the mean square of the channel's residuals.
+    most ``ceiling`` [C]: :data:`VARIANCE_CAP` times the mean square of the channel's
+    residuals.
 
     The cap: a predictive likelihood pins a smooth kernel's short-range behaviour
     (``v / ℓ³`` for Matérn-3/2) but hardly ``v`` itself, and on residuals of series the
@@ -416,15 +433,9 @@ def _fit_kernel(
 
     Returns (v, ℓ, n) [C] each and the log likelihood per channel [C].
     """
+    n_channels = len(ceiling)
     best_ll = torch.full((n_channels,), -math.inf, dtype=torch.float64)
     best = [torch.zeros(n_channels, dtype=torch.float64) for _ in range(3)]  # v, ℓ, ρ
-    c = rows.channel
-    valid = rows.valid.to(row_residuals.dtype)
-    square = torch.zeros(n_channels, dtype=torch.float64).index_add(
-        0, c, (row_residuals**2 * valid).sum(-1)
-    )
-    count = torch.zeros(n_channels, dtype=torch.float64).index_add(0, c, valid.sum(-1))
-    ceiling = VARIANCE_CAP * square / count.clamp_min(1.0)
 
     def consider(ell: torch.Tensor, ratio: torch.Tensor) -> None:
         ll, scale = _profile_log_marginal(rows, gaps, row_residuals, n_channels, smooth, ell, ratio)
@@ -492,21 +503,20 @@ def fit_residual_process(
     row_times, row_residuals = rows.times(times), rows.values(residuals)
     gaps = _gaps(row_times, row_times)
     counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
+    mean_square = _mean_square(rows, row_residuals, n_c)
     best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
     best: list[tuple] = [None] * n_c
     if len(rows):
         for name in KERNELS:
             smooth = torch.full((n_c,), name == "matern32")
-            fitted, ll = _fit_kernel(rows, gaps, row_residuals, n_c, smooth)
+            fitted, ll = _fit_kernel(rows, gaps, row_residuals, smooth, VARIANCE_CAP * mean_square)
             for c in range(n_c):
                 if ll[c] > best_ll[c]:
                     best_ll[c] = ll[c]
-                    best[c] = (name, *(float(p[c]) for p in fitted[:3]))
+                    best[c] = (name, *(float(p[c]) for p in fitted))
     for c in range(n_c):
         if counts[c] < 3 or best[c] is None:
-            of_c = rows.channel == c  # the mean square over every observed residual
-            square = float((row_residuals[of_c] ** 2).sum()) / max(int(rows.valid[of_c].sum()), 1)
-            half = 0.5 * max(square, 1e-6)
+            half = 0.5 * max(float(mean_square[c]), 1e-6)
             best[c] = ("ou", half, 1.0, half)
     kernel, variance, lengthscale, noise = zip(*best)
     return ResidualProcess(kernel, variance, lengthscale, noise)
