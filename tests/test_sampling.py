@@ -95,3 +95,50 @@ def test_task_pairs_draw_more_contexts_of_few_validation_series() -> None:
     assert all(len(contexts) == 4 and len(whole) == 4 for contexts, whole in pairs)
     first = [tuple(c.times) for c in pairs[0][0]]
     assert any([tuple(c.times) for c in contexts] != first for contexts, _ in pairs[1:])
+
+
+@pytest.mark.parametrize(("n_series", "per_epoch"), [(5, 32), (20, 32), (32, 32), (100, 100)])
+def test_an_epoch_holds_at_least_min_epoch_examples(n_series: int, per_epoch: int) -> None:
+    """A training set smaller than MIN_EPOCH_EXAMPLES (32) gives each series
+    floor or ceil of 32/n examples per epoch, with different contexts, and over epochs
+    every series equally many; a larger set gives one example per series."""
+    from latentode.data.datamodule import MIN_EPOCH_EXAMPLES, SeriesDataModule
+
+    assert MIN_EPOCH_EXAMPLES == 32
+    dm = SeriesDataModule(_toy_series(n_series), seed=4, batch_size=16)
+    dm.set_epoch(2)
+    examples = [dm._train[i] for i in dm.train_dataloader().sampler]
+    assert len(examples) == per_epoch
+    counts = np.bincount([int(whole.id) for _, whole in examples], minlength=n_series)
+    assert counts.min() == per_epoch // n_series and counts.max() == -(-per_epoch // n_series)
+    contexts_of_first = {tuple(c.times) for c, whole in examples if whole.id == 0}
+    # each visit draws its own context (some task kinds, e.g. a cut, can repeat one)
+    assert len(contexts_of_first) >= max(1, counts[0] // 2)
+    assert counts[0] == 1 or len(contexts_of_first) > 1
+    n_batches = len(dm.train_dataloader())
+    assert n_batches == -(-per_epoch // 16)
+    visits = np.zeros(n_series, dtype=int)
+    for epoch in range(n_series):  # n epochs: n * per_epoch examples, per_epoch each
+        dm.set_epoch(epoch)
+        ids = [int(dm._train[i][1].id) for i in range(len(dm._train))]
+        visits += np.bincount(ids, minlength=n_series)
+    assert (visits == per_epoch).all()
+    plain = SeriesDataModule(_toy_series(n_series), seed=4, min_epoch_examples=0)
+    plain.setup("fit")
+    assert len(plain._train) == n_series
+
+
+def test_bucketed_small_sets_sort_the_series_each_epoch_visits() -> None:
+    """5 series, 64 examples per epoch: the bucketing reads each example's own series
+    length, whichever series the epoch's cyclic walk gives it."""
+    from latentode.data.datamodule import example_series
+
+    lengths = np.array([3, 300, 10, 100, 30])
+    for epoch in (0, 1, 7):
+        sampler = EpochShuffle(64, 5, lengths, batch_size=16)
+        sampler.set_epoch(epoch)
+        order = np.array(list(sampler))
+        assert sorted(order.tolist()) == list(range(64))
+        per_batch = lengths[example_series(epoch, order, 64, 5)].reshape(4, 16)
+        spread = per_batch.max(1) / per_batch.min(1)
+        assert np.median(spread) <= 10  # a plain shuffle mixes 3 and 300 in every batch

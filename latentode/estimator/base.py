@@ -68,6 +68,11 @@ class SeriesEstimator(BaseEstimator):
     ) -> SeriesEstimator:
         """Train on ``train`` (a dataset, or a DataFrame read with ``id_col=``/``time_col=``...).
 
+        An epoch is one training-task example (a fresh context) of every training
+        series, or :data:`~latentode.data.datamodule.MIN_EPOCH_EXAMPLES` (32) examples
+        of fewer series, each series several times, so that small sets get more than
+        one optimiser step per epoch.
+
         Without ``val``, a seeded ``val_frac`` share of the training series is held out
         for early stopping and checkpoint selection (logged at INFO level by the
         ``latentode`` logger). Logs and checkpoints (``checkpoints/best.ckpt`` and
