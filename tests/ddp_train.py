@@ -43,7 +43,9 @@ class SaveWeights(Callback):
 
 def main(out: Path) -> None:
     torch.set_num_threads(1)  # two ranks share the machine's cores
-    train = lo.datasets.spiral(n_series=16, n_points=12, n_observed=8, seed=0)
+    # 36 training series: one example each per epoch (at least MIN_EPOCH_EXAMPLES = 32),
+    # so the two ranks' shares of an epoch are disjoint sets of series
+    train = lo.datasets.spiral(n_series=48, n_points=12, n_observed=8, seed=0)
     model = lo.LatentODE(
         latent_dim=2,
         encoder_hidden=4,

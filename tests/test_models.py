@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback
 
 import latentode as lo
 from latentode.data.batching import Batch, collate
-from latentode.data.datamodule import SeriesDataModule
+from latentode.data.datamodule import MIN_EPOCH_EXAMPLES, SeriesDataModule
 from latentode.data.dataset import SeriesDataset, make_series
 from latentode.data.scaling import Scaler
 from latentode.errors import LatentODEError
@@ -294,7 +294,8 @@ def test_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch) -
 
     monkeypatch.setattr(module.net, "training_loss", nan_at_fourth)
     data = _tiny_data()
-    dm = SeriesDataModule(data, Scaler.fit(data), batch_size=4)
+    # one example per series (no minimum), so that an epoch is two batches
+    dm = SeriesDataModule(data, Scaler.fit(data), batch_size=4, min_epoch_examples=0)
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, batch 1") as info:
         _trainer(tmp_path, max_epochs=3, enable_checkpointing=False).fit(module, datamodule=dm)
     assert isinstance(info.value, LatentODEError)
@@ -348,7 +349,9 @@ def test_estimator_configures_clipping_and_lr_schedule(tmp_path) -> None:
         callbacks=[probe],
     )
     assert probe.clip[0] == clip and probe.clip[1] in (None, "norm")  # None: Lightning's norm
-    assert len(probe.norms) == 2 * epochs
+    # 8 series in batches of 4: an epoch of MIN_EPOCH_EXAMPLES (32) examples, 8 batches
+    assert len(_tiny_data()) == 8 and MIN_EPOCH_EXAMPLES == 32
+    assert len(probe.norms) == 8 * epochs
     # every step's gradient was clipped to the clip value (clip_grad_norm_: max / (norm + 1e-6))
     np.testing.assert_allclose(probe.norms, clip, rtol=1e-2)
     assert probe.lrs[0] == pytest.approx(lr)

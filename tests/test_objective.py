@@ -317,7 +317,7 @@ def test_training_steps_get_the_epochs_kl_weight_and_validation_gets_one(tmp_pat
 
     module.net.training_loss = recording
     data = lo.datasets.spiral(n_series=8, n_points=8, n_observed=4, seed=0)
-    dm = SeriesDataModule(data, Scaler.fit(data), data, batch_size=4)
+    dm = SeriesDataModule(data, Scaler.fit(data), data, batch_size=4, min_epoch_examples=0)
     trainer = L.Trainer(
         max_epochs=4,
         accelerator="cpu",

@@ -72,14 +72,14 @@ def fitted(data, tmp_path_factory):
 def test_fit_trains_with_one_thread_by_default_and_restores_the_callers(fitted) -> None:
     model, seen, after = fitted
     assert model.threads is None
-    assert len(seen) == 3  # 9 training series (a quarter held out) in batches of 4
+    assert len(seen) == 8  # 9 training series: 32 examples per epoch, in batches of 4
     assert seen == [POLICY_THREADS] * len(seen) and POLICY_THREADS == 1
     assert after == CALLER
 
 
 def test_fit_trains_with_the_threads_asked_for(data, tmp_path, caller) -> None:
     model, seen = _fit(data, tmp_path, threads=2)
-    assert seen == [2] * 3
+    assert seen == [2] * 8
     assert torch.get_num_threads() == caller
     assert model.get_params()["threads"] == 2
 
