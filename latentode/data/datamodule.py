@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 MIN_EPOCH_EXAMPLES = 32
 
 
-def example_series(epoch: int, i, n_examples: int, n_series: int):
-    """The series of example(s) ``i`` in ``epoch``: ``(epoch * n_examples + i) % n_series``."""
+def example_series(
+    epoch: int, i: int | np.ndarray, n_examples: int, n_series: int
+) -> int | np.ndarray:
+    """The series of example(s) ``i`` (an index, or [k] indices) of an epoch of
+    ``n_examples``: ``(epoch * n_examples + i) % n_series``."""
     return (epoch * n_examples + np.asarray(i)) % n_series
 
 
