@@ -60,16 +60,3 @@ def fit_tiny_spiral(params: dict, log_dir: Path):
             log_dir=log_dir,
         )
     return est
-
-
-@pytest.fixture(params=["arrow", "c"])
-def csv_parser(request, monkeypatch) -> str:
-    """Runs a test twice: files parsed by Arrow where it can (the default when pyarrow is
-    installed) and by pandas' C parser alone (as without pyarrow)."""
-    from latentode.data import csv_file
-
-    if request.param == "arrow" and csv_file.arrow_csv is None:
-        pytest.skip("pyarrow is not installed")
-    if request.param == "c":
-        monkeypatch.setattr(csv_file, "arrow_csv", None)
-    return request.param

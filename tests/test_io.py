@@ -16,9 +16,6 @@ import pytest
 import latentode as lo
 from latentode import LatentODEError
 
-# every test reads its files with both parsers (Arrow where it can, and C alone)
-pytestmark = pytest.mark.usefixtures("csv_parser")
-
 # ---- helpers ------------------------------------------------------------------------
 
 

@@ -25,15 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import latentode as lo
 from latentode import LatentODEError
-
-# every test reads its files with both parsers (Arrow where it can, and C alone)
-pytestmark = pytest.mark.usefixtures("csv_parser")
 
 SETTINGS = settings(
     max_examples=250,

@@ -16,14 +16,16 @@ silently: dropping needs an explicit argument (``channels=``, ``drop_empty=True`
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from latentode.data.columns import ColumnSpec
-from latentode.data.csv_file import check_path, read_frame
 from latentode.data.dataset import Series, SeriesDataset
 from latentode.data.merging import MergeContext, merge_rows, per_series_constant, to_grid
 from latentode.data.parse import (
@@ -63,11 +65,99 @@ def read_csv(
             argument and every invalid value.
     """
     spec = ColumnSpec.of(columns, **column_args)
-    path = check_path(path)
-    frame = read_frame(path, spec, sep)
+    path = _check_path(path)
+    with _csv_errors(path):
+        frame = pd.read_csv(path, **_csv_options(spec, sep))
+    _check_header(path, frame.columns, sep)
     return _build(
         frame, Source(path.name, frame.index), spec, _label_table(spec), ids_from_text=True
     )
+
+
+def _check_path(path: str | Path) -> Path:
+    """``path`` as a Path, or an error if it is missing or a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise LatentODEError(f"file not found: {path}. Check the path (cwd is {Path.cwd()}).")
+    if path.is_dir():
+        raise LatentODEError(f"{path} is a folder; pass the CSV file inside it.")
+    return path
+
+
+def _csv_options(spec: ColumnSpec, sep: str) -> dict:
+    """Keyword arguments of ``pandas.read_csv`` for a data file."""
+    # ids and variable names are text: "007" stays "007", "1" does not become 1.0; as
+    # Python objects, which the parser makes ~2x faster than pandas' Arrow-backed "str"
+    text_cols = {
+        spec.id_col: object,
+        **({spec.variable_col: object} if spec.format == "long" else {}),
+    }
+    # index_col=False: rows longer than the header must not shift every column by one
+    return {"sep": sep, "dtype": text_cols, "skipinitialspace": True, "index_col": False}
+
+
+@contextmanager
+def _csv_errors(path: Path) -> Iterator[None]:
+    """Turn pandas' errors while reading ``path`` into a LatentODEError saying what to fix."""
+    try:
+        with warnings.catch_warnings():
+            # rows longer than the header: pandas would drop their extra fields
+            warnings.filterwarnings("error", "Length of header", pd.errors.ParserWarning)
+            yield
+    except pd.errors.ParserWarning:
+        raise LatentODEError(
+            f"{path}: some rows have more fields than the header has names, so values would "
+            "be lost. Check the delimiter (sep=) and give every column a name."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise LatentODEError(f"{path} is empty; expected a header line and data rows.") from None
+    except UnicodeDecodeError as err:
+        raise LatentODEError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); is it a CSV file? "
+            "Re-save it as UTF-8 CSV."
+        ) from None
+    except (pd.errors.ParserError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise LatentODEError(
+            f"{path} could not be read as CSV ({first}). Check the delimiter (sep=), "
+            "quoting and that every row has as many fields as the header."
+        ) from None
+
+
+def _check_header(path: Path, columns: pd.Index, sep: str) -> None:
+    """Refuse empty or repeated names in a file's header, which pandas would silently
+    rename (``Unnamed: 2``, ``x.1``) into channels of their own."""
+    names = [str(c) for c in columns]
+    mangled = [re.fullmatch(r"(.*)\.[0-9]+", n) for n in names]
+    if not any(n.startswith("Unnamed: ") for n in names) and not any(
+        m and m.group(1) in names for m in mangled
+    ):
+        return
+    try:
+        raw = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            index_col=False,
+        ).iloc[0]
+    except (ValueError, OSError, IndexError):
+        return
+    raw = [str(n).strip() for n in raw]
+    if "" in raw:
+        raise LatentODEError(
+            f"column {raw.index('') + 1} of {path.name}'s header has no name (a saved "
+            "DataFrame index? write it with index=False); give every column a name."
+        )
+    repeated = list(dict.fromkeys(n for n in raw if raw.count(n) > 1))
+    if repeated:
+        raise LatentODEError(
+            f"{path.name} has more than one column named {repeated}; give every column its "
+            "own name."
+        )
 
 
 def from_dataframe(

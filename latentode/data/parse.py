@@ -49,21 +49,11 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     Files are usually grouped by id and time, so equal values come in runs: hashing only
     the first value of each run is several times faster than hashing every row. A text
     column of pandas' Arrow-backed string dtype is factorised by Arrow directly (a copy
-    to Python objects would cost more than the hashing), and a categorical column (text
-    read by Arrow's CSV reader) is its codes and categories.
+    to Python objects would cost more than the hashing).
     """
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
         codes, uniques = pd.factorize(values)
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        # a categorical column is factorised already (the Arrow reader's text columns)
-        codes = values.cat.codes.to_numpy().astype(np.int64)
-        uniques = np.asarray(values.cat.categories, dtype=object)
-        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
-        if not used.all():  # categories no row holds: renumber without them
-            codes = np.where(codes >= 0, (np.cumsum(used) - 1)[np.maximum(codes, 0)], -1)
-            uniques = uniques[used]
-        return codes, uniques
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     if arr.dtype == object and len(arr) > 1:
         try:

@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from latentode.data.columns import ColumnSpec
-from latentode.data.csv_file import check_path, csv_errors, csv_options
 from latentode.data.dataset import SeriesDataset
-from latentode.data.io import _build, _label_table
+from latentode.data.io import _build, _check_path, _csv_errors, _csv_options, _label_table
 from latentode.data.parse import Source, as_python
 from latentode.errors import LatentODEError
 
@@ -85,10 +84,10 @@ def iter_csv(
             f"and {rows_per_read}."
         )
     spec = ColumnSpec.of(columns, **column_args)
-    path = check_path(path)
+    path = _check_path(path)
     label_table = _label_table(spec)
-    with csv_errors(path):
-        reader = pd.read_csv(path, chunksize=rows_per_read, **csv_options(spec, sep))
+    with _csv_errors(path):
+        reader = pd.read_csv(path, chunksize=rows_per_read, **_csv_options(spec, sep))
     return _Chunks(path, reader, int(series_per_chunk), spec, label_table).run()
 
 
@@ -115,7 +114,7 @@ class _Chunks:
         empty: pd.DataFrame | None = None
         try:
             while True:
-                with csv_errors(self.path):
+                with _csv_errors(self.path):
                     block = next(self.reader, None)
                 if block is None:
                     break
