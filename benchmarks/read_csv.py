@@ -8,6 +8,7 @@ then reads it with both, interleaved, and prints the median of the repeats.
     python benchmarks/read_csv.py            # 1,000,000 rows (about a minute)
     python benchmarks/read_csv.py --quick    # 100,000 rows
     python benchmarks/read_csv.py --rows 300000 --repeats 5
+    python benchmarks/read_csv.py --baseline 47159a0   # also this tree against a commit
 
 The target is latentode <= 3x pandas: the validation (ids, datetime parsing, text and
 infinite values, duplicates, long-to-wide) must stay vectorised.
@@ -81,6 +82,44 @@ def time_once(fn) -> float:
     return time.perf_counter() - t0
 
 
+#: run in a subprocess with a tree's ``latentode`` first on the path: median seconds
+_TIME_TREE = """
+import sys, time, statistics
+sys.path.insert(0, sys.argv[1])
+import latentode
+read = lambda: latentode.read_csv(sys.argv[2], id_col="id", time_col="time", format="long")
+read()
+runs = []
+for _ in range(int(sys.argv[3])):
+    t0 = time.perf_counter(); read(); runs.append(time.perf_counter() - t0)
+assert latentode.__file__.startswith(sys.argv[1]), latentode.__file__
+print(statistics.median(runs))
+"""
+
+
+def against_baseline(path: Path, rev: str, rounds: int, repeats: int) -> dict[str, list[float]]:
+    """Median read seconds of ``rev``'s latentode and of this tree's, each in its own
+    fresh process, alternating for ``rounds`` rounds: {"baseline": [...], "this tree": [...]}."""
+    import subprocess
+
+    from step_speed import export_baseline
+
+    root = Path(__file__).resolve().parents[1]
+    medians: dict[str, list[float]] = {"baseline": [], "this tree": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"baseline": export_baseline(rev, Path(tmp)), "this tree": root}
+        for r in range(rounds):
+            for name in ("baseline", "this tree") if r % 2 == 0 else ("this tree", "baseline"):
+                out = subprocess.run(
+                    [sys.executable, "-c", _TIME_TREE, str(trees[name]), str(path), str(repeats)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                medians[name].append(float(out.stdout.strip().splitlines()[-1]))
+    return medians
+
+
 def machine_info() -> dict[str, str]:
     import torch
 
@@ -102,6 +141,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--repeats", type=int, default=3, help="timed reads per reader")
     parser.add_argument("--shuffle", action="store_true", help="rows in random order")
     parser.add_argument("--profile", action="store_true", help="cProfile one latentode read")
+    parser.add_argument("--baseline", metavar="REV", help="also time this git revision's read")
     args = parser.parse_args(argv)
     n_rows = 100_000 if args.quick else args.rows
 
@@ -140,6 +180,8 @@ def main(argv: list[str] | None = None) -> float:
         for _ in range(args.repeats):  # interleaved, so drift hits both alike
             timings["pandas.read_csv"].append(time_once(read_pandas))
             timings["latentode.read_csv"].append(time_once(read_latentode))
+        if args.baseline:
+            versus = against_baseline(path, args.baseline, rounds=4, repeats=args.repeats)
 
     med = {k: statistics.median(v) for k, v in timings.items()}
     ratio = med["latentode.read_csv"] / med["pandas.read_csv"]
@@ -153,6 +195,14 @@ def main(argv: list[str] | None = None) -> float:
         print(f"{k:<20} {med[k]:>9.3f}  {runs}")
     verdict = "ok" if ratio <= 3.0 else "ABOVE TARGET"
     print(f"\nratio latentode / pandas: {ratio:.2f}x  (target <= 3x: {verdict})")
+    if args.baseline:
+        print(f"\nlatentode.read_csv, fresh processes alternating (median of {args.repeats} each):")
+        for name, runs in versus.items():
+            label = f"{name} ({args.baseline})" if name == "baseline" else name
+            runs_text = ", ".join(f"{t:.3f}" for t in runs)
+            print(f"  {label:<22} median {statistics.median(runs):.3f} s  runs {runs_text}")
+        speedup = statistics.median(versus["baseline"]) / statistics.median(versus["this tree"])
+        print(f"  this tree is {speedup:.2f}x as fast as {args.baseline}")
     return ratio
 
 
