@@ -244,17 +244,27 @@ def _row_cholesky(
     return torch.linalg.cholesky(cov + torch.diag_embed(diag))
 
 
+def _scored_terms(
+    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row [R]: the squared whitened residuals, the log-determinant terms and the
+    number of points, summed over the row's ``scored`` points (row_residuals [R, K], 0 at
+    padding). Their sum is log p(scored | the points before them): see
+    :func:`_profile_log_marginal`."""
+    chol = _row_cholesky(rows, gaps, params)
+    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
+    scored = rows.scored.to(row_residuals.dtype)
+    q = (white.squeeze(-1) ** 2 * scored).sum(-1)
+    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)
+    return q, log_det, scored.sum(-1)
+
+
 def _rows_log_marginal(
     rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
 ) -> torch.Tensor:
-    """log density of each row's ``scored`` points given the points before them [R]
-    (row_residuals [R, K], 0 at padding): see :func:`_profile_log_marginal`."""
-    chol = _row_cholesky(rows, gaps, params)
-    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
-    scored = rows.scored.to(gaps.dtype)
-    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)
-    q = (white.squeeze(-1) ** 2 * scored).sum(-1)
-    return -0.5 * (q + log_det + scored.sum(-1) * _LOG_2PI)
+    """log density of each row's ``scored`` points given the points before them [R]."""
+    q, log_det, n = _scored_terms(rows, gaps, row_residuals, params)
+    return -0.5 * (q + log_det + n * _LOG_2PI)
 
 
 def residual_log_marginal(
@@ -384,17 +394,13 @@ def _profile_log_marginal(
     matrix: the terms are ``q / v`` and ``N log v + ...``, so the best ``v`` is Σq / N.
     """
     unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
-    chol = _row_cholesky(rows, gaps, unit)
-    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
-    scored = rows.scored.to(row_residuals.dtype)
-    q = (white.squeeze(-1) ** 2 * scored).sum(-1)  # [R]
-    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)  # [R]
+    q, log_det, n_scored = _scored_terms(rows, gaps, row_residuals, unit)  # [R] each
     c = rows.channel
 
     def per_channel(x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
 
-    n_obs = per_channel(scored.sum(-1))
+    n_obs = per_channel(n_scored)
     scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
     ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * _LOG_2PI)
     return ll, scale
