@@ -674,6 +674,17 @@ BROKEN_HEADERS = {
         lambda h: {**h, "residual": {**h["residual"], "lengthscale": [-1.0, 1.0]}},
         "positive",
     ),
+    "negative residual level slope": (
+        lambda h: {**h, "residual": {**h["residual"], "level_slope": [-1.0, 0.0]}},
+        "level slopes must be finite and >= 0",
+    ),
+    "residual level slope without its origin": (
+        lambda h: {
+            **h,
+            "residual": {k: v for k, v in h["residual"].items() if k != "level_zero"},
+        },
+        "level_slope and level_zero come together",
+    ),
     "forecast scale for another channel count": (
         lambda h: {**h, "forecast_interval_scale": [1.0, 1.0, 1.0]},
         "forecast_interval_scale has 3 entries",

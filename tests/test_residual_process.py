@@ -10,11 +10,12 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
+import latentode.nn.residual_mle as mle
 import latentode.nn.residual_process as rp
+from latentode.nn.residual_mle import fit_residual_process
 from latentode.nn.residual_process import (
     ResidualProcess,
     condition_residual,
-    fit_residual_process,
     residual_log_marginal,
 )
 
@@ -195,11 +196,21 @@ def test_round_trip_and_validation():
         ResidualProcess(("ou",), (1.0,), (-1.0,), (1.0,))
 
 
-def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
+LEVELLED = ResidualProcess(
+    *(getattr(PROCESS, f) for f in ("kernel", "variance", "lengthscale", "noise")),
+    (0.8, 2.5),
+    (-0.4, -1.0),
+)
+
+
+@pytest.mark.parametrize("process", [PROCESS, LEVELLED], ids=["plain", "level-scaled"])
+def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
     """With a residual process, each sample is its path plus the kriging of that path's
     residuals at the context, kept within [min(0, min r), max(0, max r)] of those
     residuals (recomputed here from the network's own pieces with the dense numpy
-    formulas); the std is the conditional std plus the white noise."""
+    formulas); the std is the conditional std plus the white noise. With level scales,
+    the residuals are divided by g = 1 + b·max(path - z, 0) of the mean path at the
+    context, and the kriged mean and std multiplied by g at the query."""
     from latentode.data.batching import collate
     from latentode.data.dataset import make_series
     from latentode.data.scaling import Scaler
@@ -217,23 +228,28 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path():
         queries.append(make_series(i, np.sort(rng.uniform(-0.5, 2.5, 3)), np.full((3, 2), np.nan)))
     scaler = Scaler((0.0, 0.0), (1.0, 1.0), 2.0)
     batch = collate(series, scaler, queries, dtype=torch.float64)
-    out = net.sample(batch, 5, generator=torch.Generator().manual_seed(1), residual=PROCESS)
+    out = net.sample(batch, 5, generator=torch.Generator().manual_seed(1), residual=process)
     z_query, _ = net.latent_paths(out["z0"], batch.target_times)
     z_context, _ = net.latent_paths(out["z0"], batch.times)
     path_q = net.decoder(z_query).detach().numpy()
     path_c = net.decoder(z_context).detach().numpy()
-    resid = batch.values.numpy()[None] - path_c
+    slope = np.asarray(process.level_slope or (0.0, 0.0))
+    zero = np.asarray(process.level_zero or (0.0, 0.0))
+    g_c = 1 + slope * np.maximum(path_c.mean(0) - zero, 0)  # [B, T, C]
+    g_q = 1 + slope * np.maximum(path_q.mean(0) - zero, 0)  # [B, Q, C]
+    assert process is PROCESS or (g_q.max() > 1.5 and g_c.max() > 1.5)  # the scale is used
+    resid = (batch.values.numpy()[None] - path_c) / g_c
     resid[:, batch.mask.numpy() == 0] = np.nan
     shift, var = _dense_condition(
-        batch.times.numpy(), batch.target_times.numpy(), resid, batch.mask.numpy(), PROCESS
+        batch.times.numpy(), batch.target_times.numpy(), resid, batch.mask.numpy(), process
     )
-    sd3 = 3 * np.sqrt(PROCESS.variance)  # [C]
+    sd3 = 3 * np.sqrt(process.variance)  # [C]
     high = np.maximum(np.nanmax(resid, axis=2, keepdims=True), sd3)  # [S, B, 1, C]
     low = np.minimum(np.nanmin(resid, axis=2, keepdims=True), -sd3)
     shift = np.clip(shift, low, high)
     np.testing.assert_allclose(out["path"].numpy(), path_q, atol=1e-6)
-    np.testing.assert_allclose(out["mean"].numpy(), path_q + shift, atol=1e-6)
-    want_std = np.sqrt(var + np.asarray(PROCESS.noise))
+    np.testing.assert_allclose(out["mean"].numpy(), path_q + g_q * shift, atol=1e-6)
+    want_std = g_q * np.sqrt(var + np.asarray(process.noise))
     np.testing.assert_allclose(out["noise_std"].numpy(), want_std, rtol=1e-6)
 
 
@@ -327,7 +343,48 @@ def test_variance_stays_within_four_mean_squares_of_the_residuals(monkeypatch):
     mean_square = float((r**2).mean())
     fitted = fit_residual_process(t, r, m, given=given)
     assert fitted.kernel == ("matern32",)
-    assert fitted.variance[0] <= rp.VARIANCE_CAP * mean_square
-    monkeypatch.setattr(rp, "VARIANCE_CAP", 1e12)
+    assert fitted.variance[0] <= mle.VARIANCE_CAP * mean_square
+    monkeypatch.setattr(mle, "VARIANCE_CAP", 1e12)
     loose = fit_residual_process(t, r, m, given=given)
     assert loose.variance[0] > 10 * mean_square  # the drift the cap removes
+
+
+def test_fit_recovers_a_level_scale_and_keeps_none_where_there_is_none():
+    """Residuals simulated as g·u, u an OU process and g = 1 + 3·(path - z) along a
+    path rising from z to 4 above it: the fit finds slope 3 on that channel. The same
+    unscaled residuals give slope 0, and a channel without an origin (it can be
+    negative) gets none."""
+    times, u, m = _simulate("ou", v=0.5, ell=0.2, n=0.01, n_b=150, n_t=20, seed=6)
+    path = 4.0 * times.unsqueeze(-1) - 1.0  # [B, T, 1]: 0 to 4 above z = -1
+    scaled = (1.0 + 3.0 * (path + 1.0)) * u
+    r = torch.cat([scaled, u, scaled], dim=-1)
+    fitted = fit_residual_process(
+        times,
+        r,
+        m.expand(-1, -1, 3),
+        path=path.expand(-1, -1, 3),
+        level_zero=torch.tensor([-1.0, -1.0, float("nan")], dtype=torch.float64),
+    )
+    assert fitted.level_slope == (3.0, 0.0, 0.0)
+    assert fitted.level_zero == (-1.0, -1.0, 0.0)
+    assert fitted.variance[0] == pytest.approx(0.5, rel=0.25)  # u's own scale
+    assert fitted.variance[1] == pytest.approx(0.5, rel=0.25)
+    assert fitted.variance[2] > 20 * fitted.variance[0]  # the unscaled fit sees g² in v
+
+
+def test_level_scale_formula_round_trip_and_validation():
+    process = ResidualProcess(
+        ("ou", "ou"), (1.0, 1.0), (1.0, 1.0), (0.1, 0.1), (2.0, 0.0), (-0.5, 0.3)
+    )
+    path = torch.tensor([[-1.0, 5.0], [0.5, 0.2]])
+    expected = torch.tensor([[1.0, 1.0], [1.0 + 2.0 * 1.0, 1.0]])  # below z: 1
+    torch.testing.assert_close(process.level_scale(path), expected)
+    torch.testing.assert_close(PROCESS.level_scale(path), torch.ones_like(path))
+    assert ResidualProcess.from_dict(process.to_dict()) == process
+    assert "level_slope" not in PROCESS.to_dict()  # files of models without level scales
+    with pytest.raises(ValueError, match="level slopes must be finite and >= 0"):
+        ResidualProcess(("ou",), (1.0,), (1.0,), (1.0,), (-1.0,), (0.0,))
+    with pytest.raises(ValueError, match="come together"):
+        ResidualProcess(("ou",), (1.0,), (1.0,), (1.0,), (1.0,), None)
+    with pytest.raises(ValueError, match="one entry per channel"):
+        ResidualProcess(("ou",), (1.0,), (1.0,), (1.0,), (1.0, 2.0), (0.0, 0.0))

@@ -97,6 +97,25 @@ def test_task_pairs_draw_more_contexts_of_few_validation_series() -> None:
     assert any([tuple(c.times) for c in contexts] != first for contexts, _ in pairs[1:])
 
 
+def test_level_zero_is_the_scaled_origin_of_channels_never_negative() -> None:
+    """z = (0 - mean) / std of the training values for a channel never below 0; NaN for
+    one with a negative value."""
+    from latentode.data.datamodule import SeriesDataModule
+    from latentode.data.dataset import SeriesDataset, make_series
+
+    rng = np.random.default_rng(2)
+    values = [np.stack([rng.uniform(0, 5, 8), rng.normal(size=8)], 1) for _ in range(4)]
+    values[2][3, 0] = np.nan  # unobserved: ignored
+    data = SeriesDataset(
+        [make_series(i, np.arange(8.0), v) for i, v in enumerate(values)], ("conc", "z")
+    )
+    zero = SeriesDataModule(data, seed=0, val_frac=0.0).level_zero()
+    conc = np.concatenate([v[:, 0] for v in values])
+    conc = conc[~np.isnan(conc)]
+    assert zero[0] == pytest.approx(-conc.mean() / conc.std())
+    assert np.isnan(zero[1])
+
+
 @pytest.mark.parametrize(("n_series", "per_epoch"), [(5, 32), (20, 32), (32, 32), (100, 100)])
 def test_an_epoch_holds_at_least_min_epoch_examples(n_series: int, per_epoch: int) -> None:
     """A training set smaller than MIN_EPOCH_EXAMPLES (32) gives each series

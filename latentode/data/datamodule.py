@@ -278,6 +278,18 @@ class SeriesDataModule(L.LightningDataModule):
             pairs.append((contexts, series))
         return pairs
 
+    def level_zero(self) -> np.ndarray:
+        """[C] the scaled value of an original 0 for each channel whose training values
+        are all >= 0 (a concentration, a weight, a count: its residuals may grow with its
+        level), NaN for a channel with a negative value or none at all."""
+        self.setup("fit")
+        lowest = np.full(len(self.train_data.channels), np.inf)
+        for s in self.train_data:
+            seen = ~np.isnan(s.values)
+            lowest = np.minimum(lowest, np.where(seen, s.values, np.inf).min(axis=0))
+        zero = -np.asarray(self.scaler.mean) / np.asarray(self.scaler.std)
+        return np.where((lowest >= 0) & np.isfinite(lowest), zero, np.nan)
+
     def residual_dataloader(self, draws: int | None = None) -> DataLoader:
         """Batches of the :meth:`task_pairs` (targets: the whole series, so a batch's
         residuals cover both what its context saw and what it hid, as at prediction)."""

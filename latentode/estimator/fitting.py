@@ -126,7 +126,10 @@ def _fit_residual(estimator, state: FittedState, datamodule) -> ResidualProcess 
     if not getattr(estimator, "residual", False):
         return None
     gen = torch.Generator().manual_seed(estimator.seed)
-    return fit_residual(state.network, datamodule.residual_dataloader(), generator=gen)
+    zero = torch.as_tensor(datamodule.level_zero())
+    return fit_residual(
+        state.network, datamodule.residual_dataloader(), generator=gen, level_zero=zero
+    )
 
 
 def _calibrate(

@@ -349,7 +349,9 @@ class LatentODENet(nn.Module):
         times, its residuals there are carried to the targets by kriging
         (:func:`~latentode.nn.residual_process.condition_residual`, kept within the
         range of those residuals or 3 prior stds:
-        :func:`~latentode.nn.residual_process.within_context_range`) and added to ``mean``;
+        :func:`~latentode.nn.residual_process.within_context_range`) and added to ``mean``
+        (on the residual divided by its level scale at the mean path, and multiplied back
+        at the targets: :meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`);
         ``path`` [S, B, T', C] keeps the decoder output alone, and ``noise_std``
         [B, T', C] is the residual's conditional std including its white noise.
         """
@@ -367,14 +369,16 @@ class LatentODENet(nn.Module):
                 z_context, _ = self.latent_paths(z0, batch.times, solver)
             at_context = rowwise(self.decoder, z_context)  # [S, B, T, C]
             params = residual.tensors(at_context)
-            residuals = batch.values - at_context
+            scale_context = residual.level_scale(at_context.mean(0))  # [B, T, C]
+            scale_target = residual.level_scale(out["mean"].mean(0))  # [B, T', C]
+            residuals = (batch.values - at_context) / scale_context
             shift, var = condition_residual(
                 batch.times, residuals, batch.mask, batch.target_times, params
             )
             shift = within_context_range(shift, residuals, batch.mask, params[0])
             out["path"] = out["mean"]
-            out["mean"] = out["mean"] + shift
-            out["noise_std"] = (var + params[2]).sqrt()  # [B, T', C]
+            out["mean"] = out["mean"] + scale_target * shift
+            out["noise_std"] = scale_target * (var + params[2]).sqrt()  # [B, T', C]
         if self.intensity is not None:
             out["log_intensity"] = rowwise(self.intensity.log_intensity, z)
         if self.classifier is not None:

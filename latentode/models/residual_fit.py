@@ -23,7 +23,8 @@ from torch import nn
 
 from latentode.data.batching import Batch
 from latentode.errors import LatentODEError
-from latentode.nn.residual_process import ResidualProcess, fit_residual_process
+from latentode.nn.residual_mle import fit_residual_process
+from latentode.nn.residual_process import ResidualProcess
 
 
 @torch.no_grad()
@@ -32,6 +33,7 @@ def fit_residual(
     batches: Iterable[Batch],
     n_samples: int = 20,
     generator: torch.Generator | None = None,
+    level_zero: torch.Tensor | None = None,
 ) -> ResidualProcess:
     """The residual process of ``net`` from batches of (context, whole series) pairs.
 
@@ -40,6 +42,9 @@ def fit_residual(
         batches: batches whose targets are the whole series (scaled units).
         n_samples: z0 samples averaged into each path.
         generator: seeds the samples.
+        level_zero: [C] the scaled value of an original 0 for channels whose level may
+            scale their residuals (NaN for the others), or None: see
+            :func:`~latentode.nn.residual_mle.fit_residual_process`.
 
     Returns:
         The fitted :class:`~latentode.nn.residual_process.ResidualProcess`.
@@ -51,7 +56,8 @@ def fit_residual(
     for batch in batches:
         path = net.sample(batch, n_samples, generator=generator)["mean"].mean(0)  # [B, T', C]
         given = in_context(batch).unsqueeze(-1) & (batch.target_mask > 0)  # [B, T', C]
-        parts.append((batch.target_times, batch.target_values - path, batch.target_mask, given))
+        residuals = batch.target_values - path
+        parts.append((batch.target_times, residuals, batch.target_mask, given, path))
     if not parts or all(p[2].sum() == 0 for p in parts):
         raise LatentODEError("no observed value to fit the residual process on.")
     width = max(p[0].shape[1] for p in parts)
@@ -68,8 +74,12 @@ def fit_residual(
         return torch.cat([x, fill], dim=1)
 
     times = torch.cat([pad(p[0], True) for p in parts])
-    residuals, mask, given = (torch.cat([pad(p[k], False) for p in parts]) for k in (1, 2, 3))
-    return fit_residual_process(times, residuals, mask, given=given)
+    residuals, mask, given, path = (
+        torch.cat([pad(p[k], False) for p in parts]) for k in (1, 2, 3, 4)
+    )
+    return fit_residual_process(
+        times, residuals, mask, given=given, path=path, level_zero=level_zero
+    )
 
 
 def in_context(batch: Batch) -> torch.Tensor:

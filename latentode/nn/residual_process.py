@@ -9,7 +9,7 @@ Gaussian process plus white observation noise, independent per channel and serie
 
 with ρ(d) = exp(-d) (Ornstein-Uhlenbeck: rough, Markov) or (1 + √3 d) exp(-√3 d)
 (Matérn-3/2: once differentiable, for smooth curves), chosen per channel by the
-likelihood of held-out residuals (:func:`fit_residual_process`). Conditioning on the
+likelihood of held-out residuals (:mod:`latentode.nn.residual_mle`). Conditioning on the
 residuals ``r = x - path`` at the context's observed points gives, at a query time
 ``t`` (kriging)::
 
@@ -19,6 +19,15 @@ with ``K_ij = v ρ(|t_i - t_j| / ℓ)`` over the context points and ``k_t,i = v 
 Far from the context, ``mean → 0`` (back to the latent path) and ``var → v``. For an OU
 residual with ``ℓ`` much longer than the gaps, the bridge between two points is a
 Brownian bridge: it interpolates their residuals linearly.
+
+A channel whose values are never negative (a concentration, a weight, a count) may
+have deviations that grow with its level. There the process runs on the residual
+divided by a level scale, ``e_c(t) = g_c(t) u_c(t)`` with ``u_c`` the process above and
+``g_c = 1 + b_c · max(path_c(t) - z_c, 0)``: ``z_c`` is the scaled value of an original 0
+and ``b_c >= 0`` the slope (0: the same deviations at every level; large: deviations in
+proportion to the level, the proportional error of pharmacokinetics). Conditioning
+divides the context's residuals by their ``g`` and multiplies the kriged mean and std
+by ``g`` at the query (:meth:`ResidualProcess.level_scale`).
 
 Shapes: B series, T context times, Q query times, C channels, S path samples.
 Times are model times, values scaled (the data layer's units).
@@ -36,12 +45,11 @@ __all__ = [
     "KERNELS",
     "ResidualProcess",
     "condition_residual",
-    "fit_residual_process",
     "residual_log_marginal",
     "within_context_range",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
+LOG_2PI = math.log(2 * math.pi)
 #: (series, channel) rows per Cholesky chunk scale as this / K²: bounds peak memory
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -55,12 +63,16 @@ class ResidualProcess:
         variance: [C] stationary variance ``v`` of the correlated part.
         lengthscale: [C] correlation time ``ℓ``.
         noise: [C] white observation-noise variance ``n``.
+        level_slope: [C] slope ``b >= 0`` of the level scale (0: none); None: all 0.
+        level_zero: [C] the scaled value ``z`` of an original 0 (the level's origin).
     """
 
     kernel: tuple[str, ...]
     variance: tuple[float, ...]
     lengthscale: tuple[float, ...]
     noise: tuple[float, ...]
+    level_slope: tuple[float, ...] | None = None
+    level_zero: tuple[float, ...] | None = None
 
     def __post_init__(self):
         unknown = sorted(set(self.kernel) - set(KERNELS))
@@ -72,6 +84,24 @@ class ResidualProcess:
         values = (*self.variance, *self.lengthscale, *self.noise)
         if not all(math.isfinite(v) and v > 0 for v in values):
             raise ValueError("residual variances, lengthscales and noise must be positive.")
+        if (self.level_slope is None) != (self.level_zero is None):
+            raise ValueError("level_slope and level_zero come together (or both None).")
+        if self.level_slope is not None:
+            if {len(self.level_slope), len(self.level_zero)} != sizes:
+                raise ValueError("level_slope and level_zero need one entry per channel.")
+            if not all(math.isfinite(b) and b >= 0 for b in self.level_slope):
+                raise ValueError("residual level slopes must be finite and >= 0.")
+            if not all(math.isfinite(z) for z in self.level_zero):
+                raise ValueError("residual level origins must be finite.")
+
+    def level_scale(self, path: torch.Tensor) -> torch.Tensor:
+        """``g = 1 + b · max(path - z, 0)`` [..., C] for ``path`` [..., C] (scaled units):
+        the factor on the residual's std at each point; all 1 without level slopes."""
+        if self.level_slope is None:
+            return torch.ones_like(path)
+        b = torch.tensor(self.level_slope, dtype=path.dtype, device=path.device)
+        z = torch.tensor(self.level_zero, dtype=path.dtype, device=path.device)
+        return 1.0 + b * (path - z).clamp_min(0.0)
 
     def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(v, ℓ, n, smooth) as [C] tensors on ``like``'s device; ``v, ℓ, n`` in its dtype."""
@@ -83,20 +113,28 @@ class ResidualProcess:
         return t(self.variance), t(self.lengthscale), t(self.noise), smooth
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "kernel": list(self.kernel),
             "variance": list(self.variance),
             "lengthscale": list(self.lengthscale),
             "noise": list(self.noise),
         }
+        if self.level_slope is not None:
+            out["level_slope"] = list(self.level_slope)
+            out["level_zero"] = list(self.level_zero)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> ResidualProcess:
+        """The inverse of :meth:`to_dict` (files written before level scales have none)."""
+        slope, zero = d.get("level_slope"), d.get("level_zero")
         return cls(
             tuple(map(str, d["kernel"])),
             tuple(map(float, d["variance"])),
             tuple(map(float, d["lengthscale"])),
             tuple(map(float, d["noise"])),
+            None if slope is None else tuple(map(float, slope)),
+            None if zero is None else tuple(map(float, zero)),
         )
 
 
@@ -122,7 +160,7 @@ def _correlation(d: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Rows:
+class ObservedRows:
     """Each (series, channel) with an observed point as one row of its observed points,
     padded to K: only observed values enter the kernel algebra, so a sparse channel of a
     long series costs its own observations, not the series' length.
@@ -144,7 +182,7 @@ class _Rows:
     @classmethod
     def of(
         cls, mask: torch.Tensor, max_points: int | None = None, given: torch.Tensor | None = None
-    ) -> _Rows:
+    ) -> ObservedRows:
         """Rows of mask [B, T, C] (1.0 = observed), keeping at most ``max_points`` per row.
 
         Points are in time order; with ``given`` [B, T, C] (True: a conditioning point),
@@ -172,8 +210,8 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.series)
 
-    def take(self, index: torch.Tensor | slice) -> _Rows:
-        return _Rows(
+    def take(self, index: torch.Tensor | slice) -> ObservedRows:
+        return ObservedRows(
             self.series[index],
             self.channel[index],
             self.position[index],
@@ -181,7 +219,7 @@ class _Rows:
             self.scored[index],
         )
 
-    def buckets(self, other: int) -> Iterator[_Rows]:
+    def buckets(self, other: int) -> Iterator[ObservedRows]:
         """The rows in chunks of similar length, each padded only to its own longest row
         and holding at most about ``_CHUNK_ELEMENTS / (K · max(K, other))`` rows (so a
         dense channel does not make every sparse one pay its length)."""
@@ -198,7 +236,7 @@ class _Rows:
             hi = min(lo + budget(max(1, int(ascending[hi - 1]))), hi)  # the chunk's longest
             width = max(1, int(ascending[hi - 1]))
             part = self.take(order[lo:hi])
-            yield _Rows(
+            yield ObservedRows(
                 part.series,
                 part.channel,
                 part.position[:, :width],
@@ -217,7 +255,9 @@ class _Rows:
         return torch.where(self.valid, picked, torch.zeros((), dtype=values.dtype))
 
 
-def _row_kernel(rows: _Rows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def _row_kernel(
+    rows: ObservedRows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
     """The row's channel's covariance at |t - t'| = gaps [R, K1, K2] → [R, K1, K2]."""
     variance, lengthscale, _, smooth = params
     c = rows.channel
@@ -226,13 +266,13 @@ def _row_kernel(rows: _Rows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...
     )
 
 
-def _gaps(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+def time_gaps(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
     """|t1 - t2| for t1 [R, K1], t2 [R, K2] → [R, K1, K2]."""
     return (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()
 
 
 def _row_cholesky(
-    rows: _Rows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]
+    rows: ObservedRows, gaps: torch.Tensor, params: tuple[torch.Tensor, ...]
 ) -> torch.Tensor:
     """Cholesky factor [R, K, K] of K + n I over each row's real points (``gaps`` [R, K, K]
     between them); padding gets an identity row and column, so it carries no
@@ -244,8 +284,8 @@ def _row_cholesky(
     return torch.linalg.cholesky(cov + torch.diag_embed(diag))
 
 
-def _scored_terms(
-    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
+def scored_terms(
+    rows: ObservedRows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per row [R]: the squared whitened residuals, the log-determinant terms and the
     number of points, summed over the row's ``scored`` points (row_residuals [R, K], 0 at
@@ -260,11 +300,11 @@ def _scored_terms(
 
 
 def _rows_log_marginal(
-    rows: _Rows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
+    rows: ObservedRows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
 ) -> torch.Tensor:
     """log density of each row's ``scored`` points given the points before them [R]."""
-    q, log_det, n = _scored_terms(rows, gaps, row_residuals, params)
-    return -0.5 * (q + log_det + n * _LOG_2PI)
+    q, log_det, n = scored_terms(rows, gaps, row_residuals, params)
+    return -0.5 * (q + log_det + n * LOG_2PI)
 
 
 def residual_log_marginal(
@@ -288,9 +328,11 @@ def residual_log_marginal(
     Returns:
         [B, C] log densities (0 for a channel with no observation).
     """
-    rows = _Rows.of(mask, given=given)
+    rows = ObservedRows.of(mask, given=given)
     row_times = rows.times(times)
-    per_row = _rows_log_marginal(rows, _gaps(row_times, row_times), rows.values(residuals), params)
+    per_row = _rows_log_marginal(
+        rows, time_gaps(row_times, row_times), rows.values(residuals), params
+    )
     out = torch.zeros(mask.shape[0], mask.shape[2], dtype=per_row.dtype, device=mask.device)
     return out.index_put((rows.series, rows.channel), per_row)
 
@@ -321,13 +363,13 @@ def condition_residual(
     params = (*(p.double() for p in params[:3]), params[3])
     n_s, n_b, _, n_c = residuals.shape
     n_q = query_times.shape[1]
-    rows = _Rows.of(mask)
+    rows = ObservedRows.of(mask)
     mean = residuals.new_zeros(n_s, n_b, n_c, n_q)
     var = params[0].view(1, -1, 1).expand(n_b, n_c, n_q).clone()
     for part in rows.buckets(max(n_q, n_s)):
         row_times = part.times(times)  # [r, K]
-        chol = _row_cholesky(part, _gaps(row_times, row_times), params)  # [r, K, K]
-        cross = _row_kernel(part, _gaps(row_times, query_times[part.series]), params)
+        chol = _row_cholesky(part, time_gaps(row_times, row_times), params)  # [r, K, K]
+        cross = _row_kernel(part, time_gaps(row_times, query_times[part.series]), params)
         cross = cross * part.valid.unsqueeze(-1)
         half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L⁻¹k: [r, K, Q]
         r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
@@ -360,169 +402,3 @@ def within_context_range(
     high = torch.maximum(torch.where(observed, residuals, -big).amax(2, keepdim=True), sd3)
     low = torch.minimum(torch.where(observed, residuals, big).amin(2, keepdim=True), -sd3)
     return torch.minimum(torch.maximum(shift, low), high)
-
-
-#: the profile-likelihood grid: correlation times ℓ (model time; the longest training
-#: series spans 1) and noise-to-signal ratios n / v
-_LENGTHSCALES = torch.logspace(-3, 2, 11, dtype=torch.float64)
-_NOISE_RATIOS = torch.tensor([1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0], dtype=torch.float64)
-#: the largest stationary variance ``v`` allowed, in mean squares of the residuals
-VARIANCE_CAP = 4.0
-#: the second pass refines each channel's best grid point by these factors (ℓ, n / v)
-_REFINE_LENGTHSCALE = torch.tensor([0.5, 0.7, 1.0, 1.4, 2.0], dtype=torch.float64)
-_REFINE_RATIO = torch.tensor([0.3, 0.55, 1.0, 1.8, 3.3], dtype=torch.float64)
-
-
-def _profile_log_marginal(
-    rows: _Rows,
-    gaps: torch.Tensor,
-    row_residuals: torch.Tensor,
-    n_channels: int,
-    smooth: torch.Tensor,
-    lengthscale: torch.Tensor,
-    ratio: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per channel, the log likelihood of the rows' ``scored`` points given the points
-    before them, maximised over the scale ``v`` with ℓ and ``n / v`` fixed (the [C]
-    tensors ``lengthscale`` and ``ratio``), and that ``v``.
-
-    With the Cholesky factor L of K over a row's points in their row order, the whitened
-    residual ``w = L⁻¹ r`` splits the density into sequential conditionals: point i
-    given the points before it has mean-square term ``w_i²`` and log-determinant term
-    ``2 log L_ii``. Summed over the scored points this is log p(scored | the rest before
-    them) (all points scored: the marginal). With K = v (R + ρ I), R the correlation
-    matrix: the terms are ``q / v`` and ``N log v + ...``, so the best ``v`` is Σq / N.
-    """
-    unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
-    q, log_det, n_scored = _scored_terms(rows, gaps, row_residuals, unit)  # [R] each
-    c = rows.channel
-
-    def per_channel(x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
-
-    n_obs = per_channel(n_scored)
-    scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
-    ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * _LOG_2PI)
-    return ll, scale
-
-
-def _mean_square(rows: _Rows, row_residuals: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """[C] the mean square of each channel's observed residuals (0 for a channel without)."""
-    valid = rows.valid.to(row_residuals.dtype)
-    square = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
-        0, rows.channel, (row_residuals**2 * valid).sum(-1)
-    )
-    count = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
-        0, rows.channel, valid.sum(-1)
-    )
-    return square / count.clamp_min(1.0)
-
-
-def _fit_kernel(
-    rows: _Rows,
-    gaps: torch.Tensor,
-    row_residuals: torch.Tensor,
-    smooth: torch.Tensor,
-    ceiling: torch.Tensor,
-) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice, by a grid over
-    (ℓ, n / v) with ``v`` profiled out, refined around each channel's best; ``v`` at
-    most ``ceiling`` [C]: :data:`VARIANCE_CAP` times the mean square of the channel's
-    residuals.
-
-    The cap: a predictive likelihood pins a smooth kernel's short-range behaviour
-    (``v / ℓ³`` for Matérn-3/2) but hardly ``v`` itself, and on residuals of series the
-    model was trained on it drifted to ``v`` 10⁴ times their mean square with ℓ beyond
-    the series' spans: a process that extrapolates every residual's slope (indometh
-    forecasts). For a stationary process around the path, ``v + n`` is the residuals'
-    mean square, so the cap only removes that drift.
-
-    Returns (v, ℓ, n) [C] each and the log likelihood per channel [C].
-    """
-    n_channels = len(ceiling)
-    best_ll = torch.full((n_channels,), -math.inf, dtype=torch.float64)
-    best = [torch.zeros(n_channels, dtype=torch.float64) for _ in range(3)]  # v, ℓ, ρ
-
-    def consider(ell: torch.Tensor, ratio: torch.Tensor) -> None:
-        ll, scale = _profile_log_marginal(rows, gaps, row_residuals, n_channels, smooth, ell, ratio)
-        better = (ll > best_ll) & (scale <= ceiling)
-        best_ll[better] = ll[better]
-        for kept, new in zip(best, (scale, ell, ratio)):
-            kept[better] = new[better]
-
-    ones = torch.ones(n_channels, dtype=torch.float64)
-    for ell in _LENGTHSCALES:
-        for ratio in _NOISE_RATIOS:
-            consider(ell * ones, ratio * ones)
-    ell0, ratio0 = best[1].clone(), best[2].clone()
-    for f_ell in _REFINE_LENGTHSCALE:
-        for f_ratio in _REFINE_RATIO:
-            consider(ell0 * f_ell, ratio0 * f_ratio)
-    v, ell, ratio = best
-    return (v, ell, v * ratio), best_ll
-
-
-def fit_residual_process(
-    times: torch.Tensor,
-    residuals: torch.Tensor,
-    mask: torch.Tensor,
-    max_rows_per_channel: int = 64,
-    max_points: int = 48,
-    seed: int = 0,
-    given: torch.Tensor | None = None,
-) -> ResidualProcess:
-    """Per channel, the kernel of :data:`KERNELS` and its (v, ℓ, n) with the highest
-    likelihood of the residual series (empirical Bayes): a grid of correlation times ℓ
-    from 1e-3 to 100 model time units and of noise-to-signal ratios, the scale ``v``
-    profiled out in closed form, then refined around each channel's best point.
-
-    With ``given`` the likelihood is the predictive one, log p(r_hidden | r_given): the
-    density of each series' other points given its ``given`` points, which is what
-    prediction does with the process (kriging from the context's residuals). Use it when
-    the given points are a context the path was inferred from: their residuals are
-    smaller than the others', and a joint likelihood reads that contrast as a short
-    correlation time. Without ``given``: the marginal likelihood of every point.
-
-    Args:
-        times: [B, T] model times; residuals [B, T, C]; mask [B, T, C] (1.0 = observed).
-        max_rows_per_channel, max_points: bound the work on large data: at most this
-            many series per channel (a seeded random choice) and the first
-            ``max_points`` observations of each (given ones first) enter the likelihood.
-        seed: seeds that choice.
-        given: [B, T, C] bool, True at the conditioning points, or None.
-
-    Returns:
-        The fitted :class:`ResidualProcess`. A channel with fewer than 3 scored
-        residuals gets an OU kernel with half its mean square as ``v`` and half as
-        ``n`` (nothing to fit).
-    """
-    times, residuals = times.detach().double(), residuals.detach().double()
-    n_c = residuals.shape[-1]
-    rows = _Rows.of(mask.detach(), max_points, None if given is None else given.detach())
-    rng = torch.Generator().manual_seed(seed)
-    keep = []
-    for c in range(n_c):
-        of_c = torch.nonzero(rows.channel == c).squeeze(-1)
-        pick = torch.randperm(len(of_c), generator=rng)[:max_rows_per_channel]
-        keep.append(of_c[pick.sort().values])
-    rows = rows.take(torch.cat(keep)) if keep else rows
-    row_times, row_residuals = rows.times(times), rows.values(residuals)
-    gaps = _gaps(row_times, row_times)
-    counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
-    mean_square = _mean_square(rows, row_residuals, n_c)
-    best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
-    best: list[tuple] = [None] * n_c
-    if len(rows):
-        for name in KERNELS:
-            smooth = torch.full((n_c,), name == "matern32")
-            fitted, ll = _fit_kernel(rows, gaps, row_residuals, smooth, VARIANCE_CAP * mean_square)
-            for c in range(n_c):
-                if ll[c] > best_ll[c]:
-                    best_ll[c] = ll[c]
-                    best[c] = (name, *(float(p[c]) for p in fitted))
-    for c in range(n_c):
-        if counts[c] < 3 or best[c] is None:
-            half = 0.5 * max(float(mean_square[c]), 1e-6)
-            best[c] = ("ou", half, 1.0, half)
-    kernel, variance, lengthscale, noise = zip(*best)
-    return ResidualProcess(kernel, variance, lengthscale, noise)
