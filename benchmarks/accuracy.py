@@ -511,6 +511,23 @@ def markdown_tables(summary: list[dict], methods: Sequence[str], sets: Sequence[
     return "\n".join(out)
 
 
+def merge_results(results: list[dict]) -> dict:
+    """One results dict from runs of different methods on the same sets and seeds (the
+    first run's machine and protocol; methods in order; the records of all)."""
+    first = results[0]
+    for other in results[1:]:
+        for key in ("sets", "seeds", "protocol", "quick"):
+            if other[key] != first[key]:
+                raise SystemExit(f"--merge: the runs differ in {key}: {first[key]} / {other[key]}")
+    methods = [m for r in results for m in r["methods"]]
+    if len(set(methods)) != len(methods):
+        raise SystemExit(f"--merge: a method appears in two runs: {methods}")
+    records = [rec for r in results for rec in r["records"]]
+    complete = all(r.get("complete", True) for r in results)
+    return {**first, "methods": methods, "records": records, "summary": summarise(records),
+            "complete": complete, "wall_s": sum(r["wall_s"] for r in results)}  # fmt: skip
+
+
 def machine() -> dict:
     """CPU count, versions, torch threads and the command line (no date: compare by content)."""
     import scipy
@@ -550,7 +567,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
     add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
     add("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two results files")
+    add("--merge", type=Path, nargs="+", metavar="JSON", help="results files of other methods")
     args = parser.parse_args(argv)
+    if args.merge is not None:  # e.g. the baselines run apart from a model run
+        if args.json is None:
+            raise SystemExit("--merge needs --json OUT, the file to write")
+        result = merge_results([json.loads(p.read_text()) for p in args.merge])
+        result["merged_from"] = [str(p) for p in args.merge]
+        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        print(markdown_tables(result["summary"], result["methods"], result["sets"]))
+        return result
     if args.compare is not None:  # the latent ODE's ratios and coverage side by side
         before, after = (json.loads(p.read_text()) for p in args.compare)
         print(comparison_table(before, after))

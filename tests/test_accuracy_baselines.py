@@ -98,3 +98,29 @@ def test_tasks_hide_half_or_the_last_40_percent_and_skip_single_points():
     ctx, scored, skipped = acc.make_task(test, "interp", np.random.default_rng(0))
     assert (len(ctx), len(scored), skipped) == (2, 3, 1)
     assert sorted(ctx["time"].tolist() + scored["time"].tolist()) == [0, 1, 2, 3, 10]
+
+
+def test_merge_joins_runs_of_other_methods_and_refuses_overlaps():
+    """Two runs (one per method) on the same sets and seeds merge into one whose
+    summary holds both methods' means over seeds; a method in both runs is refused."""
+
+    def run(method: str, mse: list[float]) -> dict:
+        records = [
+            {"set": "s", "task": "interp", "method": method, "seed": k, "mse": m, "mae": m,
+             "coverage": None, "n_series": 3, "fit_s": 1.0, "skipped": 0}
+            for k, m in enumerate(mse)
+        ]  # fmt: skip
+        return {"sets": ["s"], "seeds": [0, 1], "protocol": {"a": 1}, "quick": False,
+                "methods": [method], "records": records, "wall_s": 2.0}  # fmt: skip
+
+    merged = acc.merge_results([run("latentode", [1.0, 3.0]), run("linear", [4.0, 4.0])])
+    assert merged["methods"] == ["latentode", "linear"] and merged["wall_s"] == 4.0
+    means = {(r["method"]): r["mse"] for r in merged["summary"]}
+    assert means == {"latentode": 2.0, "linear": 4.0}
+    ours = next(r for r in merged["summary"] if r["method"] == "latentode")
+    assert ours["ratio"] == pytest.approx((1 / 4 + 3 / 4) / 2)  # paired with linear by seed
+    with pytest.raises(SystemExit, match="appears in two runs"):
+        acc.merge_results([run("linear", [1.0, 1.0]), run("linear", [2.0, 2.0])])
+    other = {**run("linear", [1.0, 1.0]), "seeds": [0]}
+    with pytest.raises(SystemExit, match="differ in seeds"):
+        acc.merge_results([run("latentode", [1.0, 1.0]), other])
