@@ -97,6 +97,19 @@ def test_task_pairs_draw_more_contexts_of_few_validation_series() -> None:
     assert any([tuple(c.times) for c in contexts] != first for contexts, _ in pairs[1:])
 
 
+def test_task_pairs_of_the_training_series_on_request() -> None:
+    """``training=True``: 3 draws of the training series even with validation series
+    (the interval calibration pools both)."""
+    from latentode.data.datamodule import SeriesDataModule
+
+    train, val = _toy_series(5), _toy_series(4)
+    dm = SeriesDataModule(train, val=val, seed=1)
+    pairs = dm.task_pairs(training=True)
+    assert len(pairs) == 3
+    assert all(whole is not None and len(whole) == 5 for _, whole in pairs)
+    assert [s.id for s in pairs[0][1]] == [s.id for s in dm.train_data]
+
+
 def test_level_zero_is_the_scaled_origin_of_channels_never_negative() -> None:
     """z = (0 - mean) / std of the training values for a channel never below 0; NaN for
     one with a negative value."""
@@ -161,3 +174,35 @@ def test_bucketed_small_sets_sort_the_series_each_epoch_visits() -> None:
         per_batch = lengths[example_series(epoch, order, 64, 5)].reshape(4, 16)
         spread = per_batch.max(1) / per_batch.min(1)
         assert np.median(spread) <= 10  # a plain shuffle mixes 3 and 300 in every batch
+
+
+@pytest.mark.parametrize(
+    ("n_series", "val_frac", "pooled"), [(15, 0.2, True), (130, 0.2, False), (15, 0.0, None)]
+)
+def test_calibration_pools_the_training_series_only_when_validation_series_are_few(
+    n_series: int, val_frac: float, pooled: bool | None, monkeypatch, tmp_path
+) -> None:
+    """The interval calibration predicts the validation series and, with fewer than 20 of
+    them (here 3), the training series too; with 26, only the validation series; with none,
+    nothing (raw intervals)."""
+    import latentode as lo
+    import latentode.estimator.fitting as fitting
+
+    seen: set = set()
+    real = fitting.predict_held_out
+
+    def spy(model, context, target, **kw):
+        seen.update(s.id for s in context)
+        return real(model, context, target, **kw)
+
+    monkeypatch.setattr(fitting, "predict_held_out", spy)
+    data = lo.datasets.spiral(n_series=n_series, n_points=8, n_observed=6, seed=0)
+    params = {"latent_dim": 2, "encoder_hidden": 4, "hidden": 4, "depth": 1, "n_samples": 1}
+    model = lo.LatentODE(**params, val_frac=val_frac, seed=0)
+    model.fit(data, max_epochs=1, progress_bar=False, log_dir=tmp_path / "run")
+    all_ids = {s.id for s in data}
+    if pooled is None:
+        assert not seen and list(model.interval_scale_) == [1.0] * len(model.channels_)
+        return
+    n_val = round(val_frac * n_series)
+    assert len(seen) == (n_series if pooled else n_val) and seen <= all_ids

@@ -253,10 +253,13 @@ class SeriesDataModule(L.LightningDataModule):
             return []
         return DataLoader(self._val, batch_size=self.batch_size, collate_fn=self._collate)
 
-    def task_pairs(self, draws: int | None = None) -> list[tuple[SeriesDataset, SeriesDataset]]:
+    def task_pairs(
+        self, draws: int | None = None, training: bool = False
+    ) -> list[tuple[SeriesDataset, SeriesDataset]]:
         """Per draw, (contexts, whole series): a seeded training-task context of every
         held-out series with at least 2 points. Held out means the validation series, or
-        the training series when there is no validation data (``val_data`` is None).
+        the training series when there is no validation data (``val_data`` is None);
+        ``training=True`` takes the training series in any case.
 
         Used after training to fit the residual process and calibrate the intervals on
         the kinds of context the model is used with (random subsets and cuts). ``draws``
@@ -267,10 +270,11 @@ class SeriesDataModule(L.LightningDataModule):
         in ``benchmarks/accuracy.py``).
         """
         self.setup("fit")
-        series = self.val_data if self.val_data is not None else self.train_data
+        held_out = self.val_data is not None and not training
+        series = self.val_data if held_out else self.train_data
         series = series[[i for i, s in enumerate(series) if len(s) >= 2]]
         if draws is None:
-            draws = held_out_draws(len(series)) if self.val_data is not None else MIN_DRAWS
+            draws = held_out_draws(len(series)) if held_out else MIN_DRAWS
         pairs = []
         for k in range(draws):
             rng = np.random.default_rng([self.seed, k, 0x5E51D])

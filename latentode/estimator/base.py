@@ -95,9 +95,10 @@ class SeriesEstimator(BaseEstimator):
         Returns:
             self, with ``history_`` (per-epoch metrics), ``scaler_``, ``channels_``,
             ``best_checkpoint_``, ``interval_scale_`` (per-channel factor applied to
-            predicted stds and quantile intervals, calibrated on the validation series so
-            that 90% intervals cover 90%) and the trained network ``network_``: the
-            fields of :class:`~latentode.estimator.FittedState`.
+            predicted stds and quantile intervals, calibrated on held-out points of the
+            validation and training series so that 90% intervals cover 90%) and the
+            trained network ``network_``: the fields of
+            :class:`~latentode.estimator.FittedState`.
 
         Raises:
             LatentODEError: unusable data or parameters, a channel named like another
