@@ -47,9 +47,10 @@ def _profile_log_marginal(
     lengthscale: torch.Tensor,
     ratio: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per channel, the log likelihood of the rows' ``scored`` points given the points
-    before them, maximised over the scale ``v`` with ℓ and ``n / v`` fixed (the [C]
-    tensors ``lengthscale`` and ``ratio``), and that ``v``.
+    """Per channel and residual series, the log likelihood of the rows' ``scored`` points
+    given the points before them, maximised over the scale ``v`` with ℓ and ``n / v``
+    fixed (the [C] tensors ``lengthscale`` and ``ratio``), and that ``v``: [C, M] each
+    for row_residuals [R, K, M] (M versions of the residuals, one Cholesky factor).
 
     With the Cholesky factor L of K over a row's points in their row order, the whitened
     residual ``w = L⁻¹ r`` splits the density into sequential conditionals: point i
@@ -59,28 +60,27 @@ def _profile_log_marginal(
     matrix: the terms are ``q / v`` and ``N log v + ...``, so the best ``v`` is Σq / N.
     """
     unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
-    q, log_det, n_scored = scored_terms(rows, gaps, row_residuals, unit)  # [R] each
+    q, log_det, n_scored = scored_terms(rows, gaps, row_residuals, unit)  # [R, M], [R], [R]
     c = rows.channel
 
     def per_channel(x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(n_channels, dtype=x.dtype).index_add(0, c, x)
+        return torch.zeros(n_channels, *x.shape[1:], dtype=x.dtype).index_add(0, c, x)
 
-    n_obs = per_channel(n_scored)
+    n_obs = per_channel(n_scored).unsqueeze(-1)  # [C, 1]
     scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
-    ll = -0.5 * (n_obs * torch.log(scale) + n_obs + per_channel(log_det) + n_obs * LOG_2PI)
+    log_det = per_channel(log_det).unsqueeze(-1)
+    ll = -0.5 * (n_obs * torch.log(scale) + n_obs + log_det + n_obs * LOG_2PI)
     return ll, scale
 
 
 def _mean_square(rows: ObservedRows, row_residuals: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """[C] the mean square of each channel's observed residuals (0 for a channel without)."""
+    """[C] the mean square of each channel's observed residuals (row_residuals [R, K]; 0
+    for a channel without), or [C, M] for M versions of them (row_residuals [R, K, M])."""
     valid = rows.valid.to(row_residuals.dtype)
-    square = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
-        0, rows.channel, (row_residuals**2 * valid).sum(-1)
-    )
-    count = torch.zeros(n_channels, dtype=row_residuals.dtype).index_add(
-        0, rows.channel, valid.sum(-1)
-    )
-    return square / count.clamp_min(1.0)
+    if row_residuals.dim() == 3:
+        valid = valid.unsqueeze(-1)
+    square = _per_channel(rows, (row_residuals**2 * valid).sum(1), n_channels)
+    return square / _per_channel(rows, valid.sum(1), n_channels).clamp_min(1.0)
 
 
 def _fit_kernel(
@@ -90,10 +90,11 @@ def _fit_kernel(
     smooth: torch.Tensor,
     ceiling: torch.Tensor,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice, by a grid over
-    (ℓ, n / v) with ``v`` profiled out, refined around each channel's best; ``v`` at
-    most ``ceiling`` [C]: :data:`VARIANCE_CAP` times the mean square of the channel's
-    residuals.
+    """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice and each of M
+    versions of the residuals (row_residuals [R, K, M]), by a grid over (ℓ, n / v) with
+    ``v`` profiled out, refined around each channel's and version's best; ``v`` at most
+    ``ceiling`` [C, M]: :data:`VARIANCE_CAP` times the mean square of the residuals.
+    The grid's kernel matrices and their Cholesky factors serve all M versions at once.
 
     The cap: a predictive likelihood pins a smooth kernel's short-range behaviour
     (``v / ℓ³`` for Matérn-3/2) but hardly ``v`` itself, and on residuals of series the
@@ -102,27 +103,32 @@ def _fit_kernel(
     forecasts). For a stationary process around the path, ``v + n`` is the residuals'
     mean square, so the cap only removes that drift.
 
-    Returns (v, ℓ, n) [C] each and the log likelihood per channel [C].
+    Returns (v, ℓ, n) [C, M] each and the log likelihood [C, M].
     """
-    n_channels = len(ceiling)
-    best_ll = torch.full((n_channels,), -math.inf, dtype=torch.float64)
-    best = [torch.zeros(n_channels, dtype=torch.float64) for _ in range(3)]  # v, ℓ, ρ
+    n_channels, n_versions = ceiling.shape
+    best_ll = torch.full((n_channels, n_versions), -math.inf, dtype=torch.float64)
+    best = [torch.zeros(n_channels, n_versions, dtype=torch.float64) for _ in range(3)]
 
-    def consider(ell: torch.Tensor, ratio: torch.Tensor) -> None:
-        ll, scale = _profile_log_marginal(rows, gaps, row_residuals, n_channels, smooth, ell, ratio)
-        better = (ll > best_ll) & (scale <= ceiling)
-        best_ll[better] = ll[better]
-        for kept, new in zip(best, (scale, ell, ratio)):
-            kept[better] = new[better]
+    def consider(ell: torch.Tensor, ratio: torch.Tensor, m: slice) -> None:
+        """Grid point (ℓ, n / v) [C] for the versions ``m``."""
+        ll, scale = _profile_log_marginal(
+            rows, gaps, row_residuals[..., m], n_channels, smooth, ell, ratio
+        )
+        better = (ll > best_ll[:, m]) & (scale <= ceiling[:, m])
+        best_ll[:, m] = torch.where(better, ll, best_ll[:, m])
+        for kept, new in zip(best, (scale, ell.unsqueeze(-1), ratio.unsqueeze(-1))):
+            kept[:, m] = torch.where(better, new, kept[:, m])
 
     ones = torch.ones(n_channels, dtype=torch.float64)
+    every = slice(None)
     for ell in _LENGTHSCALES:
         for ratio in _NOISE_RATIOS:
-            consider(ell * ones, ratio * ones)
+            consider(ell * ones, ratio * ones, every)
     ell0, ratio0 = best[1].clone(), best[2].clone()
-    for f_ell in _REFINE_LENGTHSCALE:
-        for f_ratio in _REFINE_RATIO:
-            consider(ell0 * f_ell, ratio0 * f_ratio)
+    for k in range(n_versions):  # each version around its own best grid point
+        for f_ell in _REFINE_LENGTHSCALE:
+            for f_ratio in _REFINE_RATIO:
+                consider(ell0[:, k] * f_ell, ratio0[:, k] * f_ratio, slice(k, k + 1))
     v, ell, ratio = best
     return (v, ell, v * ratio), best_ll
 
@@ -191,33 +197,36 @@ def fit_residual_process(
     gaps = time_gaps(row_times, row_times)
     counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
     scaled = level_zero is not None
+    allowed = torch.zeros(n_c, dtype=torch.bool)
+    zero = torch.zeros(n_c, dtype=torch.float64)
     if scaled:
-        zero = level_zero.detach().double().cpu()
-        allowed = torch.isfinite(zero)
-        zero = torch.where(allowed, zero, torch.zeros_like(zero))
-        row_level = rows.values((path.detach().double() - zero).clamp_min(0.0))
-    slopes = LEVEL_SLOPES if scaled and bool(allowed.any()) else (0.0,)
+        allowed = torch.isfinite(level_zero.detach().double().cpu())
+        zero = torch.where(allowed, level_zero.detach().double().cpu(), zero)
+    slopes = LEVEL_SLOPES if bool(allowed.any()) else (0.0,)
     best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
     best: list[tuple] = [None] * n_c
-    for slope in slopes:
-        if slope > 0:
-            b = torch.where(allowed, slope, 0.0).to(torch.float64)
-            row_scale = 1.0 + b[rows.channel].unsqueeze(-1) * row_level  # [R, K]
-            whitened = row_residuals / row_scale
-            jacobian = _per_channel(rows, torch.log(row_scale) * rows.scored, n_c)
-        else:
-            b, whitened, jacobian = torch.zeros(n_c, dtype=torch.float64), row_residuals, 0.0
-        if not len(rows):
-            break
-        ceiling = VARIANCE_CAP * _mean_square(rows, whitened, n_c)
+    if len(rows):
+        # one version of the residuals per slope (r / g), with the change of variables
+        b = torch.tensor(slopes, dtype=torch.float64) * allowed.unsqueeze(-1)  # [C, M]
+        row_scale = torch.ones_like(row_residuals).unsqueeze(-1)  # [R, K, M]
+        if len(slopes) > 1:
+            row_level = rows.values((path.detach().double() - zero).clamp_min(0.0))
+            row_scale = 1.0 + b[rows.channel].unsqueeze(1) * row_level.unsqueeze(-1)
+        whitened = row_residuals.unsqueeze(-1) / row_scale
+        log_scale = (torch.log(row_scale) * rows.scored.unsqueeze(-1)).sum(1)  # [R, M]
+        jacobian = _per_channel(rows, log_scale, n_c)  # [C, M]
+        ceiling = VARIANCE_CAP * _mean_square(rows, whitened, n_c)  # [C, M]
+        fits = []
         for name in KERNELS:
             smooth = torch.full((n_c,), name == "matern32")
             fitted, ll = _fit_kernel(rows, gaps, whitened, smooth, ceiling)
-            ll = ll - jacobian
-            for c in range(n_c):
-                if ll[c] > best_ll[c]:
-                    best_ll[c] = ll[c]
-                    best[c] = (name, *(float(p[c]) for p in fitted), float(b[c]))
+            fits.append((name, fitted, ll - jacobian))
+        for m in range(len(slopes)):
+            for name, fitted, ll in fits:
+                for c in range(n_c):
+                    if ll[c, m] > best_ll[c]:
+                        best_ll[c] = ll[c, m]
+                        best[c] = (name, *(float(p[c, m]) for p in fitted), float(b[c, m]))
     mean_square = _mean_square(rows, row_residuals, n_c)
     for c in range(n_c):
         if counts[c] < 3 or best[c] is None:
@@ -232,7 +241,7 @@ def fit_residual_process(
 
 
 def _per_channel(rows: ObservedRows, row_values: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """[C] the sum of ``row_values`` [R, K] over each channel's rows."""
-    return torch.zeros(n_channels, dtype=row_values.dtype).index_add(
-        0, rows.channel, row_values.sum(-1)
+    """[C, ...] the sum of ``row_values`` [R, ...] over each channel's rows."""
+    return torch.zeros(n_channels, *row_values.shape[1:], dtype=row_values.dtype).index_add(
+        0, rows.channel, row_values
     )

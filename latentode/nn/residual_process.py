@@ -287,16 +287,19 @@ def _row_cholesky(
 def scored_terms(
     rows: ObservedRows, gaps: torch.Tensor, row_residuals: torch.Tensor, params
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row [R]: the squared whitened residuals, the log-determinant terms and the
-    number of points, summed over the row's ``scored`` points (row_residuals [R, K], 0 at
-    padding). Their sum is log p(scored | the points before them): see
-    :func:`_profile_log_marginal`."""
+    """Per row [R]: the squared whitened residuals ([R, M] for M residual series per row,
+    row_residuals [R, K, M], which share one Cholesky factor), the log-determinant terms
+    and the number of points, summed over the row's ``scored`` points (row_residuals
+    [R, K], 0 at padding). Their sum is log p(scored | the points before them): see
+    :func:`~latentode.nn.residual_mle.fit_residual_process`."""
     chol = _row_cholesky(rows, gaps, params)
-    white = torch.linalg.solve_triangular(chol, row_residuals.unsqueeze(-1), upper=False)
+    stacked = row_residuals.dim() == 3
+    rhs = row_residuals if stacked else row_residuals.unsqueeze(-1)
+    white = torch.linalg.solve_triangular(chol, rhs, upper=False)  # [R, K, M]
     scored = rows.scored.to(row_residuals.dtype)
-    q = (white.squeeze(-1) ** 2 * scored).sum(-1)
+    q = (white**2 * scored.unsqueeze(-1)).sum(-2)  # [R, M]
     log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)
-    return q, log_det, scored.sum(-1)
+    return (q if stacked else q.squeeze(-1)), log_det, scored.sum(-1)
 
 
 def _rows_log_marginal(
