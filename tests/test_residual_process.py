@@ -388,3 +388,9 @@ def test_level_scale_formula_round_trip_and_validation():
         ResidualProcess(("ou",), (1.0,), (1.0,), (1.0,), (1.0,), None)
     with pytest.raises(ValueError, match="one entry per channel"):
         ResidualProcess(("ou",), (1.0,), (1.0,), (1.0,), (1.0, 2.0), (0.0, 0.0))
+
+
+def test_level_scales_need_the_path():
+    times, u, m = _simulate("ou", v=0.5, ell=0.2, n=0.01, n_b=5, n_t=6, seed=1)
+    with pytest.raises(ValueError, match="needs the path"):
+        fit_residual_process(times, u, m, level_zero=torch.zeros(1, dtype=torch.float64))

@@ -197,6 +197,8 @@ def fit_residual_process(
     gaps = time_gaps(row_times, row_times)
     counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
     scaled = level_zero is not None
+    if scaled and path is None:
+        raise ValueError("level_zero needs the path the residuals are taken from (path=).")
     allowed = torch.zeros(n_c, dtype=torch.bool)
     zero = torch.zeros(n_c, dtype=torch.float64)
     if scaled:
