@@ -61,14 +61,10 @@ def _profile_log_marginal(
     """
     unit = (torch.ones_like(lengthscale), lengthscale, ratio, smooth)
     q, log_det, n_scored = scored_terms(rows, gaps, row_residuals, unit)  # [R, M], [R], [R]
-    c = rows.channel
-
-    def per_channel(x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(n_channels, *x.shape[1:], dtype=x.dtype).index_add(0, c, x)
-
-    n_obs = per_channel(n_scored).unsqueeze(-1)  # [C, 1]
-    scale = (per_channel(q) / n_obs.clamp_min(1.0)).clamp_min(1e-12)  # all-zero residuals
-    log_det = per_channel(log_det).unsqueeze(-1)
+    n_obs = _per_channel(rows, n_scored, n_channels).unsqueeze(-1)  # [C, 1]
+    # the floor: a channel whose residuals are all zero
+    scale = (_per_channel(rows, q, n_channels) / n_obs.clamp_min(1.0)).clamp_min(1e-12)
+    log_det = _per_channel(rows, log_det, n_channels).unsqueeze(-1)
     ll = -0.5 * (n_obs * torch.log(scale) + n_obs + log_det + n_obs * LOG_2PI)
     return ll, scale
 
@@ -195,7 +191,7 @@ def fit_residual_process(
     rows = rows.take(torch.cat(keep)) if keep else rows
     row_times, row_residuals = rows.times(times), rows.values(residuals)
     gaps = time_gaps(row_times, row_times)
-    counts = torch.zeros(n_c, dtype=torch.long).index_add(0, rows.channel, rows.scored.sum(-1))
+    counts = _per_channel(rows, rows.scored.sum(-1), n_c)  # scored points per channel
     scaled = level_zero is not None
     if scaled and path is None:
         raise ValueError("level_zero needs the path the residuals are taken from (path=).")
