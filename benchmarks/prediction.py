@@ -143,7 +143,7 @@ STAGES = [
     ("residual kriging", "condition_residual", "nn/residual_process.py"),
     ("decoding z to channels", "rowwise", "models/latent_ode.py"),
     ("summaries: mean, std, quantiles", "predictive_summary", "estimator/summaries.py"),
-    ("  of which the quantiles", "sample_quantiles", "estimator/summaries.py"),
+    ("  of which the quantiles", "mixture_quantiles", "estimator/summaries.py"),
 ]
 
 

@@ -20,6 +20,7 @@ import copy
 import json
 import logging
 import struct
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -354,11 +355,20 @@ def test_sample_rows_and_agreement_with_predict(fitted, data) -> None:
     assert len(draws) == n_ids * len(times) * 5
     assert sorted(draws["sample"].unique()) == list(range(5))
     assert draws.attrs["nfe"] > 0
-    # the mean of the draws is predict's mean for the same seed and number of samples
-    mean = draws.groupby(["sid", "t"])[CHANNELS].mean().reset_index()
-    pred = fitted.predict(ctx, times=times, n_samples=5, seed=3).sort_values(["sid", "t"])
+    # predict draws z0 in antithetic pairs and sample independently: with one sample
+    # they agree; with 5, predict's last two z0 draws mirror its first two
+    one = fitted.sample(ctx, times=times, n_samples=1, seed=3).drop(columns="sample")
+    pred = fitted.predict(ctx, times=times, n_samples=1, seed=3).sort_values(["sid", "t"])
     # (float32 draws: summing before or after unscaling differs in the last bits)
-    np.testing.assert_allclose(mean[CHANNELS].to_numpy(), pred[CHANNELS].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(one[CHANNELS].to_numpy(), pred[CHANNELS].to_numpy(), rtol=1e-6)
+    for antithetic in (True, False):
+        _, got = fitted._draw(ctx, times, 5, 3, antithetic=antithetic)
+        z0 = torch.cat([out["z0"] for _, out in got.chunks], dim=1)  # [5, N, L]
+        paired = torch.allclose(z0[0] + z0[3], z0[1] + z0[4], atol=1e-6)
+        assert paired == antithetic
+    # sample's draws are a stream: 3 samples are the first 3 of 5 (up to the shared solve)
+    first = fitted.sample(ctx, times=times, n_samples=3, seed=3)
+    np.testing.assert_allclose(first[CHANNELS], draws[draws["sample"] < 3][CHANNELS], rtol=1e-2)
     noisy = fitted.sample(ctx, times=times, n_samples=5, seed=3, with_noise=True)
     assert not np.allclose(noisy["a"], draws["a"])
     pd.testing.assert_frame_equal(draws, fitted.sample(ctx, times=times, n_samples=5, seed=3))
@@ -486,6 +496,11 @@ def test_odernn_fit_predict_score(odernn, data) -> None:
     assert list(pred.columns[:6]) == ["sid", "t", "a", "a_std", "a_q5", "a_q95"]
     assert len(pred) == 9 and np.isfinite(pred.drop(columns="sid")).all().all()
     assert (pred[["a_std", "b_std"]] > 0).all().all()
+    # one Gaussian per row: its quantiles are mean ± 1.645 std (std column as calibrated)
+    z95 = NormalDist().inv_cdf(0.95)
+    for c in CHANNELS:
+        np.testing.assert_allclose(pred[f"{c}_q95"] - pred[c], z95 * pred[f"{c}_std"], rtol=1e-4)
+        np.testing.assert_allclose(pred[c] - pred[f"{c}_q5"], z95 * pred[f"{c}_std"], rtol=1e-4)
     # one deterministic path: the seed does not matter for the mean and std
     a = odernn.predict(ctx, times=[1.0], seed=1)
     pd.testing.assert_frame_equal(a, odernn.predict(ctx, times=[1.0], seed=2))
@@ -972,8 +987,8 @@ def test_load_restores_every_fitted_attribute(which, fitted, odernn, poisson, sa
 
 def test_latent_matches_the_networks_own_paths(fitted, data) -> None:
     """latent() against z(t) computed here from the network's pieces: encode the context,
-    draw each series' z0 from its own stream of the same seed, solve to the query times,
-    average over the draws."""
+    draw each series' z0 from its own stream of the same seed (4 draws ε, then -ε of the
+    first 3: antithetic pairs), solve to the query times, average over the draws."""
     from latentode.data.batching import collate
     from latentode.estimator.seeding import stream_seed
 
@@ -988,8 +1003,8 @@ def test_latent_matches_the_networks_own_paths(fitted, data) -> None:
     gens = [torch.Generator().manual_seed(stream_seed(11, "z0", s.id)) for s in ctx]
     with torch.no_grad():
         mean, std = net.encode(batch)
-        eps = torch.stack([torch.randn((7, mean.shape[1]), generator=g) for g in gens], 1)
-        z0 = mean + std * eps  # [S, B, L]
+        eps = torch.stack([torch.randn((4, mean.shape[1]), generator=g) for g in gens], 1)
+        z0 = mean + std * torch.cat([eps, -eps[:3]])  # [S, B, L]
         z, _ = net.latent_paths(z0, batch.target_times)  # [S, B, T, L]
     want_mean = z.mean(0).reshape(-1, 3).numpy()
     want_std = z.std(0, unbiased=False).reshape(-1, 3).numpy()

@@ -146,9 +146,19 @@ class SeriesEstimator(BaseEstimator):
         return SolverConfig(**base)
 
     def _draw(
-        self, context, times, n_samples, seed, batch_size=256, horizon=10.0, **override
+        self,
+        context,
+        times,
+        n_samples,
+        seed,
+        batch_size=256,
+        horizon=10.0,
+        antithetic=True,
+        **override,
     ) -> tuple[FittedState, Draws]:
-        """The fitted state and the prediction pipeline's draws for one call."""
+        """The fitted state and the prediction pipeline's draws for one call: antithetic
+        pairs of z0 draws for the methods that summarise samples (mean, std, quantiles,
+        probabilities), independent ones for :meth:`sample`, which returns them."""
         state = FittedState.of(self)
         solver = self._solver_config(**override) if override else None
         seed = self.seed if seed is None else seed
@@ -161,6 +171,7 @@ class SeriesEstimator(BaseEstimator):
             batch_size=batch_size,
             solver=solver,
             horizon=horizon,
+            antithetic=antithetic,
         )
         return state, out
 
@@ -341,7 +352,7 @@ class SeriesEstimator(BaseEstimator):
         observation noise (with a residual process: the residual's conditional std,
         which does not correlate the noise across times). ``horizon``: as :meth:`predict`."""
         state, draws = self._draw(
-            context, times, n_samples, seed, batch_size, horizon, **solver_override
+            context, times, n_samples, seed, batch_size, horizon, False, **solver_override
         )
         return summaries.sample_rows(state, draws, with_noise)
 

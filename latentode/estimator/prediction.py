@@ -74,9 +74,11 @@ def draw(
     batch_size: int = 256,
     solver: SolverConfig | None = None,
     horizon: float | None = 10.0,
+    antithetic: bool = False,
 ) -> Draws:
     """Run the pipeline on ``context`` (a dataset or DataFrame) at ``times`` (any form
-    :func:`~latentode.estimator.queries.query_targets` takes)."""
+    :func:`~latentode.estimator.queries.query_targets` takes); ``antithetic``: as in
+    :func:`sample_network`."""
     check_positive_int(n_samples, "n_samples")
     check_positive_int(batch_size, "batch_size")
     check_seed(seed)
@@ -85,7 +87,7 @@ def draw(
     targets = query_targets(
         ds, times, state.schema.id_name, state.schema.time_name, state.scaler, horizon
     )
-    return sample_network(state, ds, targets, n_samples, seed, batch_size, solver)
+    return sample_network(state, ds, targets, n_samples, seed, batch_size, solver, antithetic)
 
 
 def batches(
@@ -106,9 +108,12 @@ def sample_network(
     seed: int,
     batch_size: int = 256,
     solver: SolverConfig | None = None,
+    antithetic: bool = False,
 ) -> Draws:
     """``n_samples`` posterior draws per series at its target times; series ``i``'s z0
-    samples come from its own stream, seeded by ``seed`` and its id."""
+    samples come from its own stream, seeded by ``seed`` and its id. ``antithetic``:
+    the z0 draws come in pairs ε, −ε (see ``LatentODENet.sample_z0``), which lowers the
+    Monte Carlo error of the summaries over samples (means, stds, quantiles)."""
     random = SeriesRandom(int(seed))
     net = state.network
     counter = nfe_counter(getattr(net, "dynamics", None))
@@ -118,6 +123,9 @@ def sample_network(
     chunks = []
     for part, batch in batches(state, ds, targets, batch_size):
         gens = random.generators([t.id for t in part], "z0")
-        chunks.append((part, net.sample(batch, n_samples, generator=gens, solver=solver, **extra)))
+        out = net.sample(
+            batch, n_samples, generator=gens, solver=solver, antithetic=antithetic, **extra
+        )
+        chunks.append((part, out))
     nfe = (counter.total - nfe0) if counter is not None else None
     return Draws(ds, chunks, nfe, random)

@@ -61,15 +61,22 @@ def query_targets(
             f"({id_col!r}, {time_col!r}) rows."
         )
 
-    def query(sid, t_user) -> Series:
+    def model_times(sid, t_user) -> np.ndarray:
+        """Series ``sid``'s query times, checked, sorted and unique, in ``ds``'s unit."""
         t_user = _query_array(t_user, sid)
         what = f"times for series {sid!r}"
         t = np.zeros(0) if t_user.size == 0 else np.unique(axis.from_user(t_user, what))
         if np.isnan(t).any() or np.isinf(t).any():
             raise LatentODEError(f"{what} contain missing or infinite values.")
         axis.check_representable(t, what)
+        return t
+
+    def blank(sid, t: np.ndarray) -> Series:
         empty = np.full((len(t), n_c), np.nan)
         return Series(sid, t, empty, np.zeros((len(t), n_c), dtype=bool))
+
+    def query(sid, t_user) -> Series:
+        return blank(sid, model_times(sid, t_user))
 
     if times is None:
         targets = [query(s.id, axis.to_user(s.times)) for s in ds]
@@ -81,8 +88,12 @@ def query_targets(
     elif isinstance(times, Mapping):
         _check_known(times, ds, "times has")
         targets = [query(s.id, times.get(s.id, [])) for s in ds]
+    elif len(ds):  # one array for every series: read and checked once
+        shared = model_times(ds[0].id, times)
+        shared.setflags(write=False)  # one array in every target
+        targets = [blank(s.id, shared) for s in ds]
     else:
-        targets = [query(s.id, times) for s in ds]
+        targets = []
     if horizon is not None:
         check_horizon(ds, targets, horizon, scaler)
     return targets

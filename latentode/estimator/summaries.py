@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -58,32 +59,31 @@ def predictive_summary(
     within = torch.as_tensor(state.interval_scale, dtype=torch.float64)  # [C]
     beyond = state.forecast_interval_scale
     beyond = within if beyond is None else torch.as_tensor(beyond, dtype=torch.float64)
-    means, stds, qs, times, ids = [], [], [], [], []
+    means, stds, qs, times, ids, lengths = [], [], [], [], [], []
     start = 0
     for targets, out in draws.chunks:
         contexts = draws.context[start : start + len(targets)]
         start += len(targets)
-        outside = _outside_context(contexts, targets, out["mean"].shape[2])  # [B, T']
+        width = out["mean"].shape[2]
+        outside = _outside_context(contexts, targets, width)  # [B, T']
         spread = torch.where(outside.unsqueeze(-1), beyond, within).to(out["mean"].dtype)
         mu = out["mean"]  # [S, B, T', C]
         noise = out["noise_std"]  # [C], or [B, T', C] with a residual process
         pred_mean = mu.mean(0)  # [B, T', C]
         pred_std = (mu.var(0, unbiased=False) + noise**2).sqrt()
-        if quantiles:  # noise per series from its own stream: independent of the batch
-            eps = draws.random.noise_like([t.id for t in targets], [len(t) for t in targets], mu)
-            y = mu + noise * eps
-            qv = sample_quantiles(y, quantiles)  # [Q, B, T', C]
-            qv = pred_mean + spread * (qv - pred_mean)
-        for b, tgt in enumerate(targets):
-            n = len(tgt)
-            means.append(scaler.inverse_values(pred_mean[b, :n].numpy()))
-            stds.append(scaler.inverse_std((pred_std[b, :n] * spread[b, :n]).numpy()))
-            if quantiles:
-                qs.append(scaler.inverse_values(qv[:, b, :n].numpy()))  # [Q, n, C]
-            times.append(tgt.times)
-            ids.extend([tgt.id] * n)
+        real = _real_times(targets, width)  # [B, T']: each series' rows, in order
+        pred_mean, spread = pred_mean[real], spread[real]  # [n, C]
+        means.append(scaler.inverse_values(pred_mean.numpy()))
+        stds.append(scaler.inverse_std((pred_std[real] * spread).numpy()))
+        if quantiles:  # of the samples' Gaussian mixture: no noise draws, no sorting
+            sd = noise.expand(mu.shape[1:])[real]  # [n, C]
+            qv = mixture_quantiles(mu[:, real], sd, quantiles)  # [Q, n, C]
+            qs.append(scaler.inverse_values((pred_mean + spread * (qv - pred_mean)).numpy()))
+        times += [t.times for t in targets]
+        ids += [t.id for t in targets]
+        lengths += [len(t) for t in targets]
     n_c = len(state.schema.channels)
-    frame = _index_columns(state, draws, ids, times)
+    frame = _index_columns(state, draws, np.repeat(id_array(ids), lengths), times)
     mean_all = np.concatenate(means) if means else np.zeros((0, n_c))
     std_all = np.concatenate(stds) if stds else np.zeros((0, n_c))
     q_all = np.concatenate(qs, axis=1) if qs else None
@@ -95,6 +95,73 @@ def predictive_summary(
     df = pd.DataFrame(frame)
     df.attrs["nfe"] = draws.nfe
     return df
+
+
+def mixture_quantiles(
+    means: torch.Tensor,
+    std: torch.Tensor,
+    quantiles: tuple[float, ...],
+    tol: float = 1e-5,
+    max_iter: int = 100,
+) -> torch.Tensor:
+    """Quantiles of the equal-weight Gaussian mixture ``(1/S) Σ_s N(means[s], std²)`` of
+    each element: means [S, ...] and std [...] (the samples' shape without S) → [Q, ...].
+
+    This is the predictive distribution the samples define: each z0 sample's prediction
+    plus Gaussian noise (or the residual's conditional std). Its quantiles are solved for
+    exactly, rather than estimated from one noise draw per sample (which, at 100 samples,
+    put the 5% and 95% quantiles about 0.2 predictive stds from their limit).
+
+    ``F(x) = q`` is solved per element by Newton's method from the moment-matched
+    Gaussian's quantile. ``F`` is at most ``q`` at ``min_s means + std·z_q`` and at least
+    ``q`` at ``max_s means + std·z_q``; a step that leaves that bracket, which shrinks
+    with every evaluation, bisects it instead. An element stops, after one last Newton
+    step, when ``|F(x) − q| < tol`` or its bracket is narrower than 1e-6 stds. Where
+    ``std`` is 0 the mixture is the samples themselves: their :func:`sample_quantiles`.
+    """
+    n_s = means.shape[0]
+    centre = means.mean(0).reshape(-1)  # [N]; solved relative to it, in means' precision
+    flat = means.reshape(n_s, -1) - centre  # [S, N]
+    sd = std.expand(means.shape[1:]).reshape(-1).to(flat.dtype)  # [N]
+    degenerate = sd <= 0
+    width = (flat.square().mean(0) + sd.square()).sqrt()  # the moment-matched std
+    out = []
+    for q in quantiles:
+        z = NormalDist().inv_cdf(q)
+        lo = flat.min(0).values + sd * z
+        hi = flat.max(0).values + sd * z
+        x = torch.minimum(torch.maximum(width * z, lo), hi)
+        if degenerate.any():
+            x[degenerate] = sample_quantiles(flat[:, degenerate], (q,))[0]
+        # the first pass works on every element in place; later ones on the unsolved few
+        active = None if not degenerate.any() else (~degenerate).nonzero().flatten()
+        for _ in range(max_iter):
+            xa, sa, la, ha, fa = (
+                t if active is None else t[..., active] for t in (x, sd, lo, hi, flat)
+            )
+            u = (xa - fa) / sa  # [S, n_active]
+            gap = 0.5 * torch.erfc(-u * _SQRT_HALF).mean(0) - q  # F(x) - q
+            density = torch.exp(-0.5 * u.square()).mean(0) / (sa * _SQRT_2PI)
+            la = torch.where(gap < 0, xa, la)
+            ha = torch.where(gap > 0, xa, ha)
+            step = xa - gap / density
+            inside = (step > la) & (step < ha)  # False for NaN or inf too
+            done = (gap.abs() < tol) | (ha - la < 1e-6 * sa)
+            xa = torch.where(inside, step, torch.where(done, xa, 0.5 * (la + ha)))
+            if active is None:
+                x, lo, hi = xa, la, ha
+                active = (~done).nonzero().flatten()
+            else:
+                x[active], lo[active], hi[active] = xa, la, ha
+                active = active[~done]
+            if active.numel() == 0:
+                break
+        out.append((x + centre).reshape(means.shape[1:]))
+    return torch.stack(out)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
 def sample_quantiles(samples: torch.Tensor, quantiles: tuple[float, ...]) -> torch.Tensor:
@@ -121,6 +188,12 @@ def sample_quantiles(samples: torch.Tensor, quantiles: tuple[float, ...]) -> tor
             a, b = high[..., n - 1 - lo], high[..., n - 1 - hi]
         out.append(a + (b - a) * frac)
     return torch.stack(out)
+
+
+def _real_times(targets, width: int) -> torch.Tensor:
+    """[B, width] True at each target series' own times (its first ``len`` columns)."""
+    lengths = torch.tensor([len(t) for t in targets])
+    return torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 def _outside_context(contexts, targets, width: int) -> torch.Tensor:
@@ -202,11 +275,12 @@ def id_array(ids: list) -> np.ndarray:
     return arr
 
 
-def _index_columns(state: FittedState, draws: Draws, ids: list, times: list) -> dict:
-    """The id and time columns of a per-(id, time) frame, times in the user's form."""
+def _index_columns(state: FittedState, draws: Draws, ids: np.ndarray, times: list) -> dict:
+    """The id and time columns of a per-(id, time) frame (``ids``: the id column, one per
+    row, as :func:`id_array` makes it), times in the user's form."""
     flat = np.concatenate(times) if times else []
     return {
-        state.schema.id_name: id_array(ids),
+        state.schema.id_name: ids,
         state.schema.time_name: draws.context.time_axis.to_user_exact(flat),
     }
 
@@ -214,7 +288,7 @@ def _index_columns(state: FittedState, draws: Draws, ids: list, times: list) -> 
 def _per_time_frame(state: FittedState, draws: Draws, parts: list, names: list) -> pd.DataFrame:
     """Rows [n_i, K] per target series (in ``draws``' order) → id, time and ``names`` columns."""
     targets = [t for chunk_targets, _ in draws.chunks for t in chunk_targets]
-    ids = [t.id for t in targets for _ in range(len(t))]
+    ids = np.repeat(id_array([t.id for t in targets]), [len(t) for t in targets])
     frame = _index_columns(state, draws, ids, [t.times for t in targets])
     values = np.concatenate(parts) if parts else np.zeros((0, len(names)))
     frame.update({name: values[:, k] for k, name in enumerate(names)})

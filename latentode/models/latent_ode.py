@@ -221,16 +221,23 @@ class LatentODENet(nn.Module):
         std: torch.Tensor,
         n: int,
         generator: torch.Generator | Sequence[torch.Generator] | None,
+        antithetic: bool = False,
     ) -> torch.Tensor:
         """n reparameterised samples [n, B, L] of q(z0) (mean and std [B, L]).
 
         ``generator``: one generator for the whole batch, or one per series (B of them;
-        series ``b``'s [n, L] draws then come from ``generator[b]`` alone, whatever else
-        is in the batch). Draws are made on the generator's device and moved to ``mean``'s.
+        series ``b``'s draws then come from ``generator[b]`` alone, whatever else is in
+        the batch). Draws are made on the generator's device and moved to ``mean``'s.
+
+        ``antithetic``: the first ``ceil(n/2)`` standard normal draws ε are followed by
+        their negatives −ε (``n`` in all). Each sample is still a draw of q, but averages
+        over them lose the part of their Monte Carlo error that is odd in ε (all of it
+        where the prediction is linear in z0).
         """
+        k = (n + 1) // 2 if antithetic else n
         if generator is None or isinstance(generator, torch.Generator):
             where = mean.device if generator is None else generator.device
-            eps = torch.randn((n, *mean.shape), generator=generator, device=where, dtype=mean.dtype)
+            eps = torch.randn((k, *mean.shape), generator=generator, device=where, dtype=mean.dtype)
         else:
             if len(generator) != mean.shape[0]:
                 raise LatentODEError(
@@ -238,10 +245,12 @@ class LatentODENet(nn.Module):
                     "series; pass one per series or a single one."
                 )
             per_series = [
-                torch.randn((n, mean.shape[-1]), generator=g, device=g.device, dtype=mean.dtype)
+                torch.randn((k, mean.shape[-1]), generator=g, device=g.device, dtype=mean.dtype)
                 for g in generator
             ]
-            eps = torch.stack(per_series, dim=1) if per_series else mean.new_zeros(n, *mean.shape)
+            eps = torch.stack(per_series, dim=1) if per_series else mean.new_zeros(k, *mean.shape)
+        if antithetic:
+            eps = torch.cat([eps, -eps[: n - k]])
         return mean + std * eps.to(mean.device)
 
     # ---- objective ------------------------------------------------------------------
@@ -337,9 +346,10 @@ class LatentODENet(nn.Module):
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         solver: SolverConfig | None = None,
         residual: ResidualProcess | None = None,
+        antithetic: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Posterior predictive draws at the batch's target times (``generator``: one, or
-        one per series, as in :meth:`sample_z0`).
+        one per series, and ``antithetic`` pairs, as in :meth:`sample_z0`).
 
         Returns ``mean`` [S, B, T', C] (decoder output per z0 sample), ``noise_std`` [C],
         ``z`` [S, B, T', L], ``z0`` [S, B, L], and ``log_intensity`` [S, B, T', C] with
@@ -356,7 +366,7 @@ class LatentODENet(nn.Module):
         [B, T', C] is the residual's conditional std including its white noise.
         """
         mean, std = self.encode(batch)
-        z0 = self.sample_z0(mean, std, n_samples, generator)
+        z0 = self.sample_z0(mean, std, n_samples, generator, antithetic)
         n_q = batch.target_times.shape[1]
         if residual is not None and self.dynamics is not None:  # one solve for both
             both, _ = self.latent_paths(z0, torch.cat([batch.target_times, batch.times], 1), solver)

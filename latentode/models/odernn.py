@@ -212,7 +212,9 @@ class AutoregressiveNet(nn.Module):
         n_samples: int,
         generator: torch.Generator | None = None,
         solver: SolverConfig | None = None,
+        antithetic: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """The (deterministic) mean repeated ``n_samples`` times, and the predicted std."""
+        """The (deterministic) mean repeated ``n_samples`` times, and the predicted std
+        (``generator`` and ``antithetic`` change nothing: there is no latent sample)."""
         mean, std = self.predictive(batch, solver)
         return {"mean": mean.unsqueeze(0).expand(n_samples, -1, -1, -1), "noise_std": std}

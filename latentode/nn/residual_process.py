@@ -145,18 +145,18 @@ KERNELS = ("ou", "matern32")
 def _correlation(d: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
     """exp(-d) (OU) or (1 + √3 d) exp(-√3 d) (Matérn-3/2) where ``smooth`` is True.
 
-    d: [R, K1, K2] scaled gaps; smooth: [R] per row (one formula when all rows agree).
+    d: [R, K1, K2] scaled gaps; smooth: [R] per row. Both are ``exp(-x) (1 + s x)`` with
+    ``x = d`` and ``s = 0`` (OU) or ``x = √3 d`` and ``s = 1`` (Matérn): one exponential
+    for a mix of rows.
     """
-
-    def matern(x: torch.Tensor) -> torch.Tensor:
-        s3 = math.sqrt(3.0) * x
-        return (1.0 + s3) * torch.exp(-s3)
-
     if bool(smooth.all()):
-        return matern(d)
+        x = math.sqrt(3.0) * d
+        return (1.0 + x) * torch.exp(-x)
     if not bool(smooth.any()):
         return torch.exp(-d)
-    return torch.where(smooth.view(-1, 1, 1), matern(d), torch.exp(-d))
+    s = smooth.to(d.dtype).view(-1, 1, 1)
+    x = d * (1.0 + (math.sqrt(3.0) - 1.0) * s)
+    return torch.exp(-x) * (1.0 + s * x)
 
 
 @dataclass(frozen=True)
