@@ -71,6 +71,18 @@ def test_help_is_quick_and_imports_nothing_heavy():
     assert float(seconds) < 3.0
 
 
+def test_cli_sample_default_is_the_estimators():
+    import inspect
+
+    from latentode.cli.flags import PREDICT_SAMPLES
+    from latentode.estimator import base
+
+    assert PREDICT_SAMPLES == base.PREDICT_SAMPLES
+    for method in ("predict", "predict_stream", "evaluate", "score"):
+        default = inspect.signature(getattr(base.SeriesEstimator, method)).parameters["n_samples"]
+        assert default.default == base.PREDICT_SAMPLES, method
+
+
 def test_fit_writes_model_and_logs(model_dir):
     assert (model_dir / "model.safetensors").is_file()
     assert list((model_dir / "logs").rglob("metrics.csv"))

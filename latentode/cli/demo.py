@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from latentode.cli.fit import train
-from latentode.cli.flags import positive_int
+from latentode.cli.flags import PREDICT_SAMPLES, positive_int
 from latentode.cli.tables import fmt, table
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class DemoSettings:
     test_size: float = 0.2
     interp_frac: float = 0.5  # share of each test series' points kept as context
     forecast_frac: float = 0.5  # context = the first half of each test series' span
-    n_samples: int = 100  # posterior samples per prediction
+    n_samples: int = PREDICT_SAMPLES  # posterior samples per prediction
     n_plot: int = 4  # test series in the figure
     standardise: bool = False  # report MSE in per-channel standard deviations
     quick_series: int = 24

@@ -39,10 +39,18 @@ def add_column_args(parser: argparse.ArgumentParser, defaults: bool) -> None:
     )
 
 
+#: ``latentode.estimator.base.PREDICT_SAMPLES``, written out so that ``--help`` imports
+#: no torch (tests/test_cli.py checks that the two agree)
+PREDICT_SAMPLES = 32
+
+
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     """Posterior samples, their seed and the solver tolerances of a fitted model's run."""
     parser.add_argument(
-        "--n-samples", type=positive_int, default=100, help="posterior samples (100)"
+        "--n-samples",
+        type=positive_int,
+        default=PREDICT_SAMPLES,
+        help=f"posterior samples, in antithetic pairs (default {PREDICT_SAMPLES})",
     )
     parser.add_argument("--seed", type=int, help="seed of the samples (default: the model's)")
     parser.add_argument("--rtol", type=float, help="solver relative tolerance for this run")

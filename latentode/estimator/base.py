@@ -42,6 +42,14 @@ _SOLVER_OVERRIDES = {
 }
 _Data = SeriesDataset | pd.DataFrame
 
+#: posterior samples per series that ``predict``, ``predict_stream``, ``evaluate`` and
+#: ``score`` (and the CLI) draw unless told otherwise: 32, in antithetic pairs. Against
+#: 4,000 draws (scratch measurements on five real and generated sets, interpolation and
+#: forecasts), their mean lies within 0.01-0.10 predictive stds of its limit and their
+#: 5%/95% quantiles within 0.02-0.13; 100 independent draws with sampled noise (the
+#: default before) put the quantiles 0.15-0.24 stds off, at three times the cost.
+PREDICT_SAMPLES = 32
+
 
 class SeriesEstimator(BaseEstimator):
     """The shared base of :class:`~latentode.LatentODE` and :class:`~latentode.ODERNN`.
@@ -181,7 +189,7 @@ class SeriesEstimator(BaseEstimator):
         self,
         context: _Data,
         times=None,
-        n_samples: int = 100,
+        n_samples: int = PREDICT_SAMPLES,
         quantiles: list[float] | tuple[float, ...] | None = None,
         seed: int | None = None,
         batch_size: int = 256,
@@ -197,7 +205,9 @@ class SeriesEstimator(BaseEstimator):
                 array for every series, a dict ``{id: array}``, a DataFrame of (id, time)
                 rows, or None for the context's own times. Times before, between or
                 after the observed ones all work (interpolation and forecasting).
-            n_samples: posterior samples of z0 per series.
+            n_samples: posterior samples of z0 per series (:data:`PREDICT_SAMPLES`),
+                drawn in antithetic pairs; the mean, std and quantiles are those of the
+                Gaussian mixture they define (each sample's prediction and its noise).
             quantiles: e.g. ``(0.05, 0.95)`` adds ``<c>_q5`` and ``<c>_q95`` columns.
             seed: seeds the samples (default: the estimator's seed), per series: a
                 series' draws depend on the seed and its id only, so it gets the same
@@ -243,7 +253,7 @@ class SeriesEstimator(BaseEstimator):
         self,
         contexts: Iterable[_Data] | _Data,
         times=None,
-        n_samples: int = 100,
+        n_samples: int = PREDICT_SAMPLES,
         quantiles: list[float] | tuple[float, ...] | None = None,
         seed: int | None = None,
         series_per_chunk: int = 1000,
@@ -441,7 +451,7 @@ class SeriesEstimator(BaseEstimator):
         data: _Data,
         task: str = "interp",
         frac: float = 0.5,
-        n_samples: int = 100,
+        n_samples: int = PREDICT_SAMPLES,
         seed: int | None = None,
         **solver_override,
     ) -> dict[str, float]:
@@ -479,7 +489,7 @@ class SeriesEstimator(BaseEstimator):
         y=None,
         task: str = "interp",
         frac: float = 0.5,
-        n_samples: int = 100,
+        n_samples: int = PREDICT_SAMPLES,
         seed: int | None = None,
         **solver_override,
     ) -> float:
