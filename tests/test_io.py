@@ -514,6 +514,22 @@ def test_conflicting_long_duplicates_name_datetime_in_user_units(tmp_path):
         assert part in msg, (part, msg)
 
 
+@pytest.mark.parametrize(
+    ("names", "want"),
+    [
+        (["01", "2", "01"], ["01", "2"]),  # pandas alone would read 1 and 2
+        (["True", "False", "True"], ["False", "True"]),  # ... or booleans
+        (["1.50", "hr", "1.50"], ["1.50", "hr"]),  # mixed: text as written
+    ],
+)
+def test_long_variable_names_stay_text_as_written(tmp_path, names, want):
+    rows = "".join(f"a,{t},{n},{t + 1}\n" for t, n in enumerate(names))
+    ds = lo.read_csv(write(tmp_path, "l.csv", "id,time,variable,value\n" + rows), format="long")
+    assert list(ds.channels) == want
+    for t, n in enumerate(names):  # each value under its own name, at its own time
+        assert ds[0].values[t, want.index(n)] == t + 1
+
+
 # ---- empty series and channels --------------------------------------------------------
 
 

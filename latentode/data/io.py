@@ -67,7 +67,8 @@ def read_csv(
     spec = ColumnSpec.of(columns, **column_args)
     path = _check_path(path)
     with _csv_errors(path):
-        frame = pd.read_csv(path, **_csv_options(spec, sep))
+        frame = pd.read_csv(path, **_csv_options(spec, sep, infer_variables=True))
+        frame = _variables_as_text(frame, path, spec, sep)
     _check_header(path, frame.columns, sep)
     return _build(
         frame, Source(path.name, frame.index), spec, _label_table(spec), ids_from_text=True
@@ -84,16 +85,34 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
-def _csv_options(spec: ColumnSpec, sep: str) -> dict:
-    """Keyword arguments of ``pandas.read_csv`` for a data file."""
-    # ids and variable names are text: "007" stays "007", "1" does not become 1.0; as
-    # Python objects, which the parser makes ~2x faster than pandas' Arrow-backed "str"
-    text_cols = {
-        spec.id_col: object,
-        **({spec.variable_col: object} if spec.format == "long" else {}),
-    }
+def _csv_options(spec: ColumnSpec, sep: str, infer_variables: bool = False) -> dict:
+    """Keyword arguments of ``pandas.read_csv`` for a data file.
+
+    Ids (and, unless ``infer_variables``, long format's variable names) are read as
+    text: "007" stays "007", "1" does not become 1.0; as Python objects, which the parser
+    makes ~2x faster than an explicit Arrow-backed "str". With ``infer_variables`` pandas
+    infers the variable column's type, which for names that are text gives Arrow-backed
+    strings faster than either (1,000,000 rows: ~0.03 s less); names that pandas reads
+    as numbers must then be read again as text (:func:`_variables_as_text`).
+    """
+    text_cols = {spec.id_col: object}
+    if spec.format == "long" and not infer_variables:
+        text_cols[spec.variable_col] = object
     # index_col=False: rows longer than the header must not shift every column by one
     return {"sep": sep, "dtype": text_cols, "skipinitialspace": True, "index_col": False}
+
+
+def _variables_as_text(frame: pd.DataFrame, path: Path, spec: ColumnSpec, sep: str):
+    """``frame`` with a long file's variable column as text: read again as Python
+    objects where pandas inferred numbers or booleans ("01" must not become 1)."""
+    col = spec.variable_col
+    if spec.format != "long" or col not in frame.columns:
+        return frame
+    dtype = frame[col].dtype
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype):
+        return frame
+    names = pd.read_csv(path, usecols=[col], **_csv_options(spec, sep))[col]
+    return frame.assign(**{col: names.to_numpy()})
 
 
 @contextmanager
