@@ -4,7 +4,7 @@ CPU-bound competing process, with the thread policy and with torch's default thr
 Standalone (also a section of ``run.py``: ``python benchmarks/run.py --only busy``)::
 
     python benchmarks/busy.py --quick     # a few minutes on 2 CPU cores
-    python benchmarks/busy.py             # full sizes: predict at its default 100 samples
+    python benchmarks/busy.py             # full sizes: predict at its default 32 samples
 
 What is timed, each idle and busy (one ``python -c "while True: pass"`` started by the
 benchmark before the block and killed after it), each with the estimator's thread
@@ -49,7 +49,7 @@ COMPETITOR = [sys.executable, "-c", "while True: pass"]
 SETTLE_SECONDS = 0.5  # for the competitor to reach the CPU before timing starts
 SIZES = {
     "quick": {"train_steps": 3, "predict_samples": 10, "predict_repeats": 3, "fit_epochs": 2},
-    "full": {"train_steps": 5, "predict_samples": 100, "predict_repeats": 5, "fit_epochs": 5},
+    "full": {"train_steps": 5, "predict_samples": 32, "predict_repeats": 5, "fit_epochs": 5},
 }
 CONDITIONS = ("idle", "busy")
 

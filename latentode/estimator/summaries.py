@@ -70,7 +70,8 @@ def predictive_summary(
         mu = out["mean"]  # [S, B, T', C]
         noise = out["noise_std"]  # [C], or [B, T', C] with a residual process
         pred_mean = mu.mean(0)  # [B, T', C]
-        pred_std = (mu.var(0, unbiased=False) + noise**2).sqrt()
+        path_var = (mu - pred_mean).square().mean(0)  # (faster than torch's var(0))
+        pred_std = (path_var + noise**2).sqrt()
         real = _real_times(targets, width)  # [B, T']: each series' rows, in order
         pred_mean, spread = pred_mean[real], spread[real]  # [n, C]
         means.append(scaler.inverse_values(pred_mean.numpy()))
