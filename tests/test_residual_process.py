@@ -372,6 +372,28 @@ def test_fit_recovers_a_level_scale_and_keeps_none_where_there_is_none():
     assert fitted.variance[2] > 20 * fitted.variance[0]  # the unscaled fit sees g² in v
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refining_the_best_two_slopes_fits_what_refining_every_slope_fits(monkeypatch, seed):
+    """The refinement visits only each channel's REFINED_VERSIONS most likely slopes; on
+    residuals with slopes 0, 0.3, 1 and 10 (and a channel without an origin), visiting
+    all six finds the same processes, to the bit."""
+    times, u, m = _simulate("matern32", v=0.3, ell=0.1, n=0.02, n_b=60, n_t=15, seed=seed)
+    path = 3.0 * times.unsqueeze(-1) - 0.5  # [B, T, 1]
+    b = torch.tensor([0.0, 0.3, 1.0, 10.0, 0.0], dtype=torch.float64)
+    r = (1.0 + b * (path + 0.5)) * u.expand(-1, -1, 5).roll(seed, dims=0)
+    kwargs = {
+        "given": torch.rand(*r.shape, generator=torch.Generator().manual_seed(seed)) < 0.5,
+        "path": path.expand(-1, -1, 5),
+        "level_zero": torch.tensor([-0.5] * 4 + [float("nan")], dtype=torch.float64),
+    }
+    assert mle.REFINED_VERSIONS == 2
+    two = fit_residual_process(times, r, m.expand(-1, -1, 5), **kwargs)
+    monkeypatch.setattr(mle, "REFINED_VERSIONS", len(mle.LEVEL_SLOPES))
+    every = fit_residual_process(times, r, m.expand(-1, -1, 5), **kwargs)
+    assert two == every
+    assert two.level_slope[4] == 0.0 and two.level_slope[3] >= 3.0  # the check can fail
+
+
 def test_level_scale_formula_round_trip_and_validation():
     process = ResidualProcess(
         ("ou", "ou"), (1.0, 1.0), (1.0, 1.0), (0.1, 0.1), (2.0, 0.0), (-0.5, 0.3)

@@ -25,7 +25,7 @@ from latentode.nn.residual_process import (
     time_gaps,
 )
 
-__all__ = ["LEVEL_SLOPES", "VARIANCE_CAP", "fit_residual_process"]
+__all__ = ["LEVEL_SLOPES", "REFINED_VERSIONS", "VARIANCE_CAP", "fit_residual_process"]
 
 #: the profile-likelihood grid: correlation times ℓ (model time; the longest training
 #: series spans 1) and noise-to-signal ratios n / v
@@ -79,18 +79,27 @@ def _mean_square(rows: ObservedRows, row_residuals: torch.Tensor, n_channels: in
     return square / _per_channel(rows, valid.sum(1), n_channels).clamp_min(1.0)
 
 
+#: the refinement visits each channel's this many most likely versions of the residuals
+#: (level slopes) from the grid, not all of them
+REFINED_VERSIONS = 2
+
+
 def _fit_kernel(
     rows: ObservedRows,
     gaps: torch.Tensor,
     row_residuals: torch.Tensor,
     smooth: torch.Tensor,
     ceiling: torch.Tensor,
+    offset: torch.Tensor,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """Maximum-likelihood (v, ℓ, n) per channel for one kernel choice and each of M
     versions of the residuals (row_residuals [R, K, M]), by a grid over (ℓ, n / v) with
-    ``v`` profiled out, refined around each channel's and version's best; ``v`` at most
-    ``ceiling`` [C, M]: :data:`VARIANCE_CAP` times the mean square of the residuals.
-    The grid's kernel matrices and their Cholesky factors serve all M versions at once.
+    ``v`` profiled out; ``v`` at most ``ceiling`` [C, M]: :data:`VARIANCE_CAP` times the
+    mean square of the residuals. The grid's kernel matrices and their Cholesky factors
+    serve all M versions at once. Then each channel's :data:`REFINED_VERSIONS` best
+    versions (by grid likelihood plus ``offset`` [C, M], the term the versions are
+    compared on beyond this likelihood) are refined around their best grid points; the
+    others keep their grid optimum, which loses to those by the grid's own measure.
 
     The cap: a predictive likelihood pins a smooth kernel's short-range behaviour
     (``v / ℓ³`` for Matérn-3/2) but hardly ``v`` itself, and on residuals of series the
@@ -104,27 +113,42 @@ def _fit_kernel(
     n_channels, n_versions = ceiling.shape
     best_ll = torch.full((n_channels, n_versions), -math.inf, dtype=torch.float64)
     best = [torch.zeros(n_channels, n_versions, dtype=torch.float64) for _ in range(3)]
+    channels = torch.arange(n_channels)
 
-    def consider(ell: torch.Tensor, ratio: torch.Tensor, m: slice) -> None:
-        """Grid point (ℓ, n / v) [C] for the versions ``m``."""
+    def consider(ell: torch.Tensor, ratio: torch.Tensor, version: torch.Tensor | None) -> None:
+        """Grid point (ℓ, n / v) [C] for every version (None) or, per channel c, for its
+        version ``version[c]`` alone."""
+        if version is None:
+            residuals, cell = row_residuals, (slice(None), slice(None))
+        else:
+            pick = version[rows.channel].view(-1, 1, 1).expand(*row_residuals.shape[:2], 1)
+            residuals, cell = row_residuals.gather(-1, pick), (channels, version)
         ll, scale = _profile_log_marginal(
-            rows, gaps, row_residuals[..., m], n_channels, smooth, ell, ratio
+            rows, gaps, residuals, n_channels, smooth, ell, ratio
+        )  # [C, M] or [C, 1]
+        if version is not None:
+            ll, scale = ll.squeeze(-1), scale.squeeze(-1)
+        better = (ll > best_ll[cell]) & (scale <= ceiling[cell])
+        best_ll[cell] = torch.where(better, ll, best_ll[cell])
+        news = (
+            (scale, ell, ratio)
+            if version is not None
+            else (scale, ell.unsqueeze(-1), ratio.unsqueeze(-1))
         )
-        better = (ll > best_ll[:, m]) & (scale <= ceiling[:, m])
-        best_ll[:, m] = torch.where(better, ll, best_ll[:, m])
-        for kept, new in zip(best, (scale, ell.unsqueeze(-1), ratio.unsqueeze(-1))):
-            kept[:, m] = torch.where(better, new, kept[:, m])
+        for kept, new in zip(best, news):
+            kept[cell] = torch.where(better, new, kept[cell])
 
     ones = torch.ones(n_channels, dtype=torch.float64)
-    every = slice(None)
     for ell in _LENGTHSCALES:
         for ratio in _NOISE_RATIOS:
-            consider(ell * ones, ratio * ones, every)
+            consider(ell * ones, ratio * ones, None)
     ell0, ratio0 = best[1].clone(), best[2].clone()
-    for k in range(n_versions):  # each version around its own best grid point
+    ranked = (best_ll + offset).argsort(dim=1, descending=True, stable=True)
+    for version in ranked[:, :REFINED_VERSIONS].T:  # [C]: rank k's version per channel
+        centre_ell, centre_ratio = ell0[channels, version], ratio0[channels, version]
         for f_ell in _REFINE_LENGTHSCALE:
             for f_ratio in _REFINE_RATIO:
-                consider(ell0[:, k] * f_ell, ratio0[:, k] * f_ratio, slice(k, k + 1))
+                consider(centre_ell * f_ell, centre_ratio * f_ratio, version)
     v, ell, ratio = best
     return (v, ell, v * ratio), best_ll
 
@@ -217,7 +241,7 @@ def fit_residual_process(
         fits = []
         for name in KERNELS:
             smooth = torch.full((n_c,), name == "matern32")
-            fitted, ll = _fit_kernel(rows, gaps, whitened, smooth, ceiling)
+            fitted, ll = _fit_kernel(rows, gaps, whitened, smooth, ceiling, -jacobian)
             fits.append((name, fitted, ll - jacobian))
         for m in range(len(slopes)):
             for name, fitted, ll in fits:
