@@ -44,8 +44,14 @@ import latentode as lo
 from latentode.data.dataset import SeriesDataset
 from latentode.estimator.threads import POLICY_THREADS
 
-#: the competing process: one core's worth of pure Python spinning
-COMPETITOR = [sys.executable, "-c", "while True: pass"]
+#: the competing process: one core's worth of pure Python spinning, until it is killed or
+#: its parent is gone (a benchmark stopped by a signal cannot leave it spinning)
+COMPETITOR = [
+    sys.executable,
+    "-c",
+    "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+    "    for _ in range(100_000): pass",
+]
 SETTLE_SECONDS = 0.5  # for the competitor to reach the CPU before timing starts
 SIZES = {
     "quick": {"train_steps": 3, "predict_samples": 10, "predict_repeats": 3, "fit_epochs": 2},
