@@ -6,11 +6,11 @@ Standalone (also a section of ``run.py``: ``python benchmarks/run.py --only busy
     python benchmarks/busy.py --quick     # a few minutes on 2 CPU cores
     python benchmarks/busy.py             # full sizes: predict at its default 32 samples
 
-What is timed, each idle and busy (one ``python -c "while True: pass"`` started by the
-benchmark before the block and killed after it), each with the estimator's thread
-policy (``threads=None``: 1 intra-op thread) and with torch's default thread count
-(``threads=`` that count, as measured in a fresh interpreter without
-``OMP_NUM_THREADS``):
+What is timed, each idle and busy (one Python process spinning in a loop,
+:data:`COMPETITOR`, started by the benchmark before the block and killed after it), each
+with the estimator's thread policy (``threads=None``: 1 intra-op thread) and with
+torch's default thread count (``threads=`` that count, as measured in a fresh
+interpreter without ``OMP_NUM_THREADS``):
 
 - one training step of the clinical data at the 2019 paper's size (``training.SETUPS
   ["clinical"]``: B 50, 20 latents, 3 x 50 networks, 3 samples, minute-resolution
@@ -186,7 +186,7 @@ def render(result: dict) -> str:
         f"LatentODE.fit on CPU, median of {steps} steps after a warm-up step; predict: "
         f"{prediction.N_SERIES} spirals x {prediction.N_TIMES} times, "
         f"{sizes['predict_samples']} samples, median of {repeats} runs. busy: one "
-        "`python -c 'while True: pass'` running beside it (started and killed by the "
+        "Python process spinning in a loop beside it (started and killed by the "
         f"benchmark); {os.cpu_count()} CPU cores; load average before the run "
         f"{result.get('load_before', '?')}, after {result.get('load_after', '?')}. Bound: "
         "busy / idle <= 2 with the policy."
