@@ -50,7 +50,8 @@ class Draws:
             them).
         nfe: the solver's function evaluations over every batch (None: not counted).
         random: the call's per-series random streams (z0 came from their ``"z0"``
-            streams; summaries draw observation noise from their ``"noise"`` streams).
+            streams; ``sample(with_noise=True)`` draws observation noise from their
+            ``"noise"`` streams).
     """
 
     context: SeriesDataset

@@ -48,7 +48,9 @@ def check_channel_names(channels) -> None:
 def predictive_summary(
     state: FittedState, draws: Draws, quantiles: tuple[float, ...]
 ) -> pd.DataFrame:
-    """Posterior predictive mean, std (incl. observation noise) and quantiles per channel.
+    """Posterior predictive mean, std (incl. observation noise) and quantiles per channel:
+    those of the Gaussian mixture the samples define (each sample's prediction with its
+    noise std; quantiles by :func:`mixture_quantiles`).
 
     Stds and quantile intervals are widened or narrowed around the mean by the
     calibrated ``interval_scale`` [C] within each series' context window and
@@ -134,7 +136,7 @@ def mixture_quantiles(
         x = torch.minimum(torch.maximum(width * z, lo), hi)
         if degenerate.any():
             x[degenerate] = sample_quantiles(flat[:, degenerate], (q,))[0]
-        # the first pass works on every element in place; later ones on the unsolved few
+        # the first pass takes every element at once; later ones only the unsolved few
         active = None if not degenerate.any() else (~degenerate).nonzero().flatten()
         for _ in range(max_iter):
             xa, sa, la, ha, fa = (
