@@ -44,10 +44,11 @@ _Data = SeriesDataset | pd.DataFrame
 
 #: posterior samples per series that ``predict``, ``predict_stream``, ``evaluate`` and
 #: ``score`` (and the CLI) draw unless told otherwise: 32, in antithetic pairs. Against
-#: 4,000 draws (scratch measurements on five real and generated sets, interpolation and
-#: forecasts), their mean lies within 0.01-0.10 predictive stds of its limit and their
-#: 5%/95% quantiles within 0.02-0.13; 100 independent draws with sampled noise (the
-#: default before) put the quantiles 0.15-0.24 stds off, at three times the cost.
+#: 4,000 draws (``benchmarks/sampling_error.py``: five real and generated sets,
+#: interpolation and forecasts), their mean lies within 0.01-0.09 predictive stds of its
+#: limit and their 5%/95% quantiles within 0.02-0.13; 100 independent draws with sampled
+#: noise (the default before) put the quantiles 0.15-0.24 stds off, at three times the
+#: cost.
 PREDICT_SAMPLES = 32
 
 
