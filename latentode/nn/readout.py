@@ -52,7 +52,7 @@ VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MIN_GRID = 7
 #: Both directions share one solve only for states up to this many values (training
 #: batches: overhead-bound, one solve saves the per-step machinery of the other); larger
-#: ones (prediction's 100 samples x 256 series) are arithmetic-bound, and the joint solve
+#: ones (prediction's 32 samples x 256 series) are arithmetic-bound, and the joint solve
 #: would carry the short backward half through every step of the long forward one.
 JOINT_SOLVE_MAX_ELEMENTS = 16384
 
