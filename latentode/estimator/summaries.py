@@ -127,17 +127,18 @@ def mixture_quantiles(
     flat = means.reshape(n_s, -1) - centre  # [S, N]
     sd = std.expand(means.shape[1:]).reshape(-1).to(flat.dtype)  # [N]
     degenerate = sd <= 0
+    # the first pass takes every (non-degenerate) element; later ones only the unsolved
+    smooth = (~degenerate).nonzero().flatten() if bool(degenerate.any()) else None
     width = (flat.square().mean(0) + sd.square()).sqrt()  # the moment-matched std
+    lowest, highest = flat.min(0).values, flat.max(0).values
     out = []
     for q in quantiles:
         z = NormalDist().inv_cdf(q)
-        lo = flat.min(0).values + sd * z
-        hi = flat.max(0).values + sd * z
+        lo, hi = lowest + sd * z, highest + sd * z
         x = torch.minimum(torch.maximum(width * z, lo), hi)
-        if degenerate.any():
+        if smooth is not None:
             x[degenerate] = sample_quantiles(flat[:, degenerate], (q,))[0]
-        # the first pass takes every element at once; later ones only the unsolved few
-        active = None if not degenerate.any() else (~degenerate).nonzero().flatten()
+        active = smooth
         for _ in range(max_iter):
             xa, sa, la, ha, fa = (
                 t if active is None else t[..., active] for t in (x, sd, lo, hi, flat)
