@@ -222,8 +222,9 @@ def fit_residual_process(
     allowed = torch.zeros(n_c, dtype=torch.bool)
     zero = torch.zeros(n_c, dtype=torch.float64)
     if scaled:
-        allowed = torch.isfinite(level_zero.detach().double().cpu())
-        zero = torch.where(allowed, level_zero.detach().double().cpu(), zero)
+        given_zero = level_zero.detach().double().cpu()
+        allowed = torch.isfinite(given_zero)
+        zero = torch.where(allowed, given_zero, zero)
     slopes = LEVEL_SLOPES if bool(allowed.any()) else (0.0,)
     best_ll = torch.full((n_c,), -math.inf, dtype=torch.float64)
     best: list[tuple] = [None] * n_c
