@@ -8,7 +8,8 @@ Standalone (also a section of ``run.py``: ``python benchmarks/run.py --only busy
 
 What is timed, each idle and busy (one Python process spinning in a loop,
 :data:`COMPETITOR`, started by the benchmark before the block and killed after it), each
-with the estimator's thread policy (``threads=None``: 1 intra-op thread) and with
+with the estimator's thread policy (``threads=None``: 1 intra-op thread; a large
+``predict`` takes 2 where it finds an idle core, and the table says what it ran) and with
 torch's default thread count (``threads=`` that count, as measured in a fresh
 interpreter without ``OMP_NUM_THREADS``):
 
@@ -122,7 +123,7 @@ def measure(sizes: dict, seed: int = 0) -> dict:
     """
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     default = torch_default_threads()
-    settings = {f"policy ({POLICY_THREADS})": None, f"torch default ({default})": default}
+    settings = {"policy": None, f"torch default ({default})": default}
     setup = training.SETUPS["clinical"]
     n_steps = sizes["train_steps"]
     print(f"  clinical data: {setup.batch_size * (n_steps + 1)} stays ...", flush=True)
@@ -131,6 +132,7 @@ def measure(sizes: dict, seed: int = 0) -> dict:
     print(f"  fitting the predict model for {sizes['fit_epochs']} epochs ...", flush=True)
     model, _ = prediction.fit_briefly(sizes["fit_epochs"], seed)
     runs: dict[tuple[str, str, str], list[float]] = {}
+    used: dict[tuple[str, str, str], list[int]] = {}  # predict's attrs["threads"] per run
     for condition in CONDITIONS:
         with load(condition):
             for label, threads in settings.items():
@@ -141,14 +143,22 @@ def measure(sizes: dict, seed: int = 0) -> dict:
                     model, [sizes["predict_samples"]], [threads], sizes["predict_repeats"]
                 )
                 runs["predict", label, condition] = row["runs"]
+                used["predict", label, condition] = row["threads_used"]
     rows = []
     for task in ("train step", "predict"):
         for label in settings:
             idle, busy = (median(runs[task, label, c]) for c in CONDITIONS)
+            if task == "train step" and settings[label] is None:
+                label_used = f"{label} ({POLICY_THREADS})"
+            elif task == "predict" and settings[label] is None:
+                ran = ["/".join(map(str, sorted(set(used[task, label, c])))) for c in CONDITIONS]
+                label_used = f"{label} (ran {ran[0]} idle, {ran[1]} busy)"
+            else:
+                label_used = label
             rows.append(
                 {
                     "task": task,
-                    "threads": label,
+                    "threads": label_used,
                     "policy": settings[label] is None,
                     "idle": idle,
                     "busy": busy,

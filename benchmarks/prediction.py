@@ -44,8 +44,9 @@ def predict_timing(
     Every (samples, threads) setting is timed ``repeats`` times, interleaved with the
     others; the median is reported, wall and process CPU time (the latter is steadier
     on a shared machine at one thread). The estimator predicts on CPU, with its
-    ``threads`` parameter set to each thread count (None: its thread policy, 1 thread);
-    the model's own setting is restored afterwards.
+    ``threads`` parameter set to each thread count (None: its thread policy, 1 thread, or
+    2 where it finds idle cores); the model's own setting is restored afterwards. Each
+    row's ``threads_used`` lists the count every run's network passes used.
     """
     context = lo.datasets.spiral(N_SERIES, seed=seed)
     times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
@@ -53,6 +54,7 @@ def predict_timing(
     seconds: dict[tuple[int, int], list[float]] = {k: [] for k in settings}
     cpu: dict[tuple[int, int], list[float]] = {k: [] for k in settings}  # process CPU time
     nfe: dict[tuple[int, int], int | None] = {}
+    used: dict[tuple[int, int], list[int]] = {k: [] for k in settings}  # attrs["threads"]
     threads_before = model.threads
     model.predict(context[:50], times=times, n_samples=2)  # warm-up
     for r in range(repeats):
@@ -66,6 +68,7 @@ def predict_timing(
             seconds[key].append(secs)
             cpu[key].append(time.process_time() - cpu_start)
             nfe[key] = df.attrs["nfe"]
+            used[key].append(df.attrs["threads"])
             if len(df) != N_SERIES * N_TIMES:
                 raise SystemExit(f"predict returned {len(df)} rows, expected {N_SERIES * N_TIMES}")
     model.set_params(threads=threads_before)
@@ -77,6 +80,7 @@ def predict_timing(
             "runs": seconds[(s, t)],
             "cpu_seconds": median(cpu[(s, t)]),
             "decoder_nfe": nfe[(s, t)],
+            "threads_used": used[(s, t)],
         }
         for s, t in settings
     ]

@@ -1,6 +1,8 @@
 """The thread policy: ``fit`` and the query methods run with 1 torch intra-op thread by
 default, with ``threads=k`` when the estimator says so, and give the caller's count back
-afterwards (also after an exception); a bad ``threads`` is refused by name.
+afterwards (also after an exception); a bad ``threads`` is refused by name. Under the
+policy a large query runs its network passes with a thread per idle core (the load
+readings replaced by fixed ones here).
 
 The counts are recorded inside the work itself: a Lightning callback at every training
 batch, and the network's ``sample``/``encode`` wrapped to note the count at each call.
@@ -17,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 import latentode as lo
 from latentode.errors import LatentODEError
+from latentode.estimator import threads
 from latentode.estimator.threads import POLICY_THREADS, thread_count
 
 CALLER = 3  # the caller's count during each test
@@ -199,3 +202,99 @@ def test_threads_round_trips_through_the_model_file(fitted, tmp_path) -> None:
         model.set_params(threads=None)
     assert lo.load(path).threads == 2
     assert lo.ODERNN(threads=4).get_params()["threads"] == 4
+
+
+# ---- large queries on idle cores ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("others", "cpus", "ceiling", "expected"),
+    [
+        (0.0, 2, 2, 2),  # an idle 2-core machine: both cores
+        (0.2, 2, 2, 2),  # a core busy a fifth of the time still counts as free
+        (0.3, 2, 2, 1),  # ... busier than FREE_SHARE allows does not
+        (1.0, 2, 2, 1),  # one CPU-bound competitor: keep the policy's thread
+        (3.0, 2, 2, 1),  # an oversubscribed machine: never below 1
+        (0.0, 16, 2, 2),  # many idle cores: at most the ceiling
+        (2.0, 16, 4, 4),
+        (0.0, 1, 2, 1),  # one CPU
+    ],
+)
+def test_threads_for_load_gives_one_thread_per_free_core(others, cpus, ceiling, expected) -> None:
+    assert threads.threads_for_load(others, cpus, ceiling) == expected
+
+
+@pytest.fixture
+def two_idle_cpus(monkeypatch):
+    """Two usable CPUs, no OMP_NUM_THREADS; returns the calls' record of load readings."""
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    readings: list[float] = []
+
+    def idle() -> float:
+        readings.append(0.0)
+        return 0.0
+
+    monkeypatch.setattr(threads, "runnable_others", idle)
+    return readings
+
+
+def test_widen_if_idle_raises_only_large_work_on_free_cores(two_idle_cpus, monkeypatch, caller):
+    big, small = threads.WIDEN_MIN_WORK, threads.WIDEN_MIN_WORK - 1
+    with thread_count(None):
+        assert threads.widen_if_idle(small) == 1 and two_idle_cpus == []  # not even read
+        assert threads.widen_if_idle(big, load=lambda: 1.0) == 1  # a competitor
+        assert threads.widen_if_idle(big, load=lambda: None) == 1  # no reading
+        assert threads.widen_if_idle(big) == 2 and two_idle_cpus == [0.0]
+    assert torch.get_num_threads() == caller
+    with thread_count(3):  # never lowers a count
+        assert threads.widen_if_idle(big) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's cap
+    with thread_count(None):
+        assert threads.widen_if_idle(big) == 1
+
+
+def test_a_large_predict_uses_idle_cores_under_the_policy_only(
+    fitted, data, monkeypatch, caller, two_idle_cpus
+) -> None:
+    model = fitted[0]
+    monkeypatch.setattr(threads, "WIDEN_MIN_WORK", 40)  # 4 series x 5 times x 2 samples
+    seen = _recording(monkeypatch, model.network_, "sample")
+    model.predict(data[:4], np.linspace(0.0, 2.0, 5), n_samples=2)
+    assert seen == [2] and torch.get_num_threads() == caller
+    monkeypatch.setattr(model, "threads", 1)  # an explicit count is kept
+    model.predict(data[:4], np.linspace(0.0, 2.0, 5), n_samples=2)
+    assert seen == [2, 1] and len(two_idle_cpus) == 1
+    monkeypatch.setattr(model, "threads", None)
+    monkeypatch.setattr(threads, "runnable_others", lambda: 1.0)  # a busy machine
+    model.predict(data[:4], np.linspace(0.0, 2.0, 5), n_samples=2)
+    assert seen == [2, 1, 1] and torch.get_num_threads() == caller
+
+
+def test_runnable_others_reads_procs_running(tmp_path, monkeypatch) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3 4\ncpu0 1 2 3 4\nprocs_running 3\nprocs_blocked 0\n")
+    monkeypatch.setattr(threads, "_PROC_STAT", stat)
+    assert threads.runnable_others(readings=2) == 2.0  # three runnable, one is the caller
+    stat.write_text("cpu  1 2 3 4\n")
+    assert threads.runnable_others(readings=1) is None
+    monkeypatch.setattr(threads, "_PROC_STAT", tmp_path / "missing")
+    assert threads.runnable_others(readings=1) is None
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_usable_cpus_follows_a_cgroup_quota(tmp_path, monkeypatch, files, quota) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(threads, "_CGROUP", tmp_path)
+    assert threads._cgroup_quota() == quota
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert threads.usable_cpus() == (4 if quota is None else min(4, int(quota)))

@@ -167,7 +167,8 @@ class SeriesEstimator(BaseEstimator):
     ) -> tuple[FittedState, Draws]:
         """The fitted state and the prediction pipeline's draws for one call: antithetic
         pairs of z0 draws for the methods that summarise samples (mean, std, quantiles,
-        probabilities), independent ones for :meth:`sample`, which returns them."""
+        probabilities), independent ones for :meth:`sample`, which returns them. Under
+        the thread policy (``threads=None``) a large call may use idle cores."""
         state = FittedState.of(self)
         solver = self._solver_config(**override) if override else None
         seed = self.seed if seed is None else seed
@@ -181,6 +182,7 @@ class SeriesEstimator(BaseEstimator):
             solver=solver,
             horizon=horizon,
             antithetic=antithetic,
+            widen=self.threads is None,
         )
         return state, out
 
@@ -238,7 +240,9 @@ class SeriesEstimator(BaseEstimator):
         Returns:
             DataFrame with the id and time columns, and per channel ``<c>`` (mean) and
             ``<c>_std`` (std, incl. observation noise), in original units.
-            ``df.attrs["nfe"]`` holds the solver's function evaluations.
+            ``df.attrs["nfe"]`` holds the solver's function evaluations and
+            ``df.attrs["threads"]`` the torch threads its network passes used (the
+            policy's 1, or more on idle cores for a large call: ``threads``).
 
         Raises:
             LatentODEError: an unusable context or times (unknown ids, other channels,

@@ -77,8 +77,12 @@ class LatentODE(SeriesEstimator):
             cores the clinical training step at the 2019 paper's size took 0.13 s idle
             and 1.67 s (12.9x) beside one CPU-bound process with torch's default 2
             threads, and 0.137 s idle, 0.135 s busy with 1 thread (``predict`` alike).
-            An int overrides the policy (e.g. a large model on an idle many-core
-            machine). CUDA work does not use these threads.
+            Under the policy a large query (from about 60 series x 100 times at the
+            default 32 samples) looks for idle cores just before its network passes and
+            uses up to 2 threads where it finds them (see
+            :mod:`latentode.estimator.threads`). An int overrides the policy (e.g. a
+            large model on an idle many-core machine). CUDA work does not use these
+            threads.
     """
 
     _kind = "latent_ode"

@@ -35,6 +35,7 @@ from latentode.estimator.queries import (
     query_targets,
 )
 from latentode.estimator.seeding import SeriesRandom
+from latentode.estimator.threads import widen_if_idle
 from latentode.models import SolverConfig, nfe_counter
 
 
@@ -52,12 +53,14 @@ class Draws:
         random: the call's per-series random streams (z0 came from their ``"z0"``
             streams; ``sample(with_noise=True)`` draws observation noise from their
             ``"noise"`` streams).
+        threads: the torch intra-op thread count the network passes ran with.
     """
 
     context: SeriesDataset
     chunks: list[tuple[list[Series], dict[str, torch.Tensor]]]
     nfe: int | None
     random: SeriesRandom
+    threads: int = 1
 
     def outputs(self, key: str) -> Iterator[tuple[list[Series], torch.Tensor]]:
         """Per batch: its targets and the output ``key``."""
@@ -76,10 +79,13 @@ def draw(
     solver: SolverConfig | None = None,
     horizon: float | None = 10.0,
     antithetic: bool = False,
+    widen: bool = False,
 ) -> Draws:
     """Run the pipeline on ``context`` (a dataset or DataFrame) at ``times`` (any form
     :func:`~latentode.estimator.queries.query_targets` takes); ``antithetic``: as in
-    :func:`sample_network`."""
+    :func:`sample_network`. ``widen``: the call runs under the thread policy, so a large
+    one may give its network passes a thread per idle core
+    (:func:`~latentode.estimator.threads.widen_if_idle`)."""
     check_positive_int(n_samples, "n_samples")
     check_positive_int(batch_size, "batch_size")
     check_seed(seed)
@@ -88,6 +94,8 @@ def draw(
     targets = query_targets(
         ds, times, state.schema.id_name, state.schema.time_name, state.scaler, horizon
     )
+    if widen:
+        widen_if_idle(n_samples * sum(len(t.times) for t in targets))
     return sample_network(state, ds, targets, n_samples, seed, batch_size, solver, antithetic)
 
 
@@ -129,4 +137,4 @@ def sample_network(
         )
         chunks.append((part, out))
     nfe = (counter.total - nfe0) if counter is not None else None
-    return Draws(ds, chunks, nfe, random)
+    return Draws(ds, chunks, nfe, random, torch.get_num_threads())

@@ -55,7 +55,7 @@ def predictive_summary(
     Stds and quantile intervals are widened or narrowed around the mean by the
     calibrated ``interval_scale`` [C] within each series' context window and
     ``forecast_interval_scale`` [C] beyond it. ``attrs["nfe"]`` holds the solver's
-    evaluations.
+    evaluations, ``attrs["threads"]`` the thread count of the network passes.
     """
     scaler = state.scaler
     within = torch.as_tensor(state.interval_scale, dtype=torch.float64)  # [C]
@@ -96,7 +96,7 @@ def predictive_summary(
         for k, q in enumerate(quantiles):
             frame[quantile_name(c, q)] = q_all[k, :, j]
     df = pd.DataFrame(frame)
-    df.attrs["nfe"] = draws.nfe
+    df.attrs.update(nfe=draws.nfe, threads=draws.threads)
     return df
 
 
@@ -230,7 +230,7 @@ def sample_rows(state: FittedState, draws: Draws, with_noise: bool) -> pd.DataFr
             part.insert(0, schema.id_name, [tgt.id] * len(part))
             rows.append(part)
     df = pd.concat(rows, ignore_index=True)
-    df.attrs["nfe"] = draws.nfe
+    df.attrs.update(nfe=draws.nfe, threads=draws.threads)
     return df
 
 
