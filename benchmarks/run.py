@@ -11,7 +11,9 @@ against backprop), prediction, solver tolerance, profiles of the clinical traini
 step, and speed next to a CPU-bound process (busy). Every table is headed by the machine,
 device, torch version, torch threads and the command. All figures go to
 ``benchmarks/results/latest.json`` (``--out``) and the printed text next to it
-(``latest.txt``).
+(``latest.txt``); a run of some sections (``--only``) goes to ``results/partial.json``
+and ``partial.txt`` instead (not kept in git), so that it cannot replace the whole
+suite's record with a part of it.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="torch intra-op threads for everything timed (default 1: the ops are small)",
     )
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--out", type=Path, help="default: results/latest.json, with --only results/partial.json"
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("partial.json" if args.only else "latest.json")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda was asked for but CUDA is not available here.")
     device = torch.device(args.device)
