@@ -28,6 +28,7 @@ Targets: that ratio < 1, and 90% coverage within 80-97%.
     python benchmarks/accuracy.py --quick      # 1 seed, 20 epochs, smaller generators
     python benchmarks/accuracy.py --sets theoph,milk --methods latentode,linear,locf
     python benchmarks/accuracy.py --quick --set latent_dim=4 --set encoder=rnn
+    python benchmarks/accuracy.py --seeds 0 --max-epochs 300   # a longer training budget
     python benchmarks/accuracy.py --data-dir my_csvs/ --seeds 0   # every *.csv in a folder
     python benchmarks/accuracy.py --compare before.json after.json  # two runs side by side
 
@@ -342,7 +343,7 @@ def score_fold(
     sums, start, seconds, n_epochs, model = {}, time.perf_counter(), 0.0, None, None
     if method in MODELS:
         params = opts["params"] if method == "latentode" else {}
-        epochs = QUICK_EPOCHS if opts["quick"] else None
+        epochs = opts.get("max_epochs") or (QUICK_EPOCHS if opts["quick"] else None)
         model, seconds, n_epochs = fit_model(method, train, seed, params, epochs)
     for task, (context, scored) in tasks.items():
         truth = scored[channels].to_numpy(dtype=float)
@@ -565,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--data-dir", type=Path, help="a folder of further wide CSVs (series_id,time,...)")
     add("--json", type=Path, help="where to write the results")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter")
+    add("--max-epochs", type=int, help="fit's max_epochs for the models (default: fit's own)")
     add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
     add("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two results files")
     add("--merge", type=Path, nargs="+", metavar="JSON", help="results files of other methods")
@@ -594,17 +596,26 @@ def main(argv: Sequence[str] | None = None) -> dict:
         pick(args.methods, all_methods, "method(s)"),
     )
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise SystemExit("--max-epochs must be >= 1")
     opts = {
         "quick": args.quick,
         "params": parse_set_params(args.set, "latent_dim=4"),
         "extra": extra,
+        "max_epochs": args.max_epochs,
     }
     try:
         lo.LatentODE(**opts["params"])  # an unknown name fails here, not in every fit
     except TypeError as err:
         raise SystemExit(f"--set: {err}; see help(latentode.LatentODE)") from None
     path = args.json or RESULTS_DIR / ("accuracy_quick.json" if args.quick else "accuracy.json")
-    epochs = f"max_epochs={QUICK_EPOCHS} (quick)" if args.quick else "fit's default max_epochs"
+    epochs = (
+        f"max_epochs={args.max_epochs}"
+        if args.max_epochs is not None
+        else f"max_epochs={QUICK_EPOCHS} (quick)"
+        if args.quick
+        else "fit's default max_epochs"
+    )
     print(f"accuracy: sets {','.join(sets)} | methods {','.join(methods)} | seeds {seeds} | "
           f"models: {epochs} | LatentODE params {opts['params'] or 'defaults'}")  # fmt: skip
     protocol = dict(
