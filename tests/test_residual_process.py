@@ -416,3 +416,19 @@ def test_level_scales_need_the_path():
     times, u, m = _simulate("ou", v=0.5, ell=0.2, n=0.01, n_b=5, n_t=6, seed=1)
     with pytest.raises(ValueError, match="needs the path"):
         fit_residual_process(times, u, m, level_zero=torch.zeros(1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kernels", [("ou", "ou"), ("matern32", "matern32"), ("ou", "matern32")])
+def test_the_kriging_cross_covariance_is_the_textbook_kernel(kernels) -> None:
+    """The fewer-pass cross-covariance of prediction against v·ρ(|t - t'| / ℓ) in numpy."""
+    times, query, _, mask = _random_problem(3)
+    process = ResidualProcess(kernels, (0.5, 2.0), (0.3, 0.05), (0.01, 1e-4))
+    params = process.tensors(torch.ones(1, dtype=torch.float64))
+    rows = rp.ObservedRows.of(torch.as_tensor(mask))
+    t1 = rows.times(torch.as_tensor(times))
+    t2 = torch.as_tensor(query)[rows.series]
+    got = rp._cross_covariance(rows, t1, t2, params).numpy()
+    for i, (c, a, b) in enumerate(zip(rows.channel.tolist(), t1.numpy(), t2.numpy())):
+        gap = a[:, None] - b[None, :]
+        want = process.variance[c] * _corr(kernels[c], gap, process.lengthscale[c])
+        np.testing.assert_allclose(got[i], want, rtol=1e-12, atol=1e-14)
