@@ -12,7 +12,7 @@ every public entry runs with :data:`POLICY_THREADS` intra-op thread, and an esti
 
 Large queries are the exception. Their network passes (batches of hundreds of series
 times tens of samples) gain from a second thread when a core is idle: ``predict`` of
-1,000 series x 100 times took 1.54 s on 1 thread and 0.97 s on 2 (``benchmarks/run.py``).
+1,000 series x 100 times took 1.37 s on 1 thread and 0.85 s on 2 (``benchmarks/run.py``).
 So under the policy, a query with at least :data:`WIDEN_MIN_WORK` sample-points
 counts the runnable tasks on the machine just before its network passes
 (:func:`runnable_others`, a few readings of ``/proc/stat`` over
