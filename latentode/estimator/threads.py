@@ -17,7 +17,7 @@ So under the policy, a query with at least :data:`WIDEN_MIN_WORK` sample-points
 counts the runnable tasks on the machine just before its network passes
 (:func:`runnable_others`, a few readings of ``/proc/stat`` over
 :data:`LOAD_READINGS` ms), and runs the passes and its summaries with one thread per
-core that nothing else wants (:func:`widen_if_idle`), at most :data:`QUERY_THREADS_MAX`
+core that nothing else wants (:func:`widen_if_idle`): at most :data:`QUERY_THREADS_MAX`,
 the CPUs it may use (affinity and cgroup quota) and ``OMP_NUM_THREADS`` where set. A
 CPU-bound competitor is always runnable, so next to one the query keeps 1 thread.
 Without ``/proc/stat`` the query keeps 1 thread; where it counts the tasks of a larger
