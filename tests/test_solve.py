@@ -219,12 +219,13 @@ def test_config_validation_and_round_trip() -> None:
 
 
 # ---- the tanh activation ------------------------------------------------------------------
+@pytest.mark.parametrize("inplace", [False, True])
 @pytest.mark.parametrize("numel", [100, FAST_TANH_MIN_ELEMENTS + 1])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 3e-7), (torch.float64, 1e-15)])
-def test_tanh_equals_torch_tanh_in_value_and_gradient(numel, dtype, tol) -> None:
+def test_tanh_equals_torch_tanh_in_value_and_gradient(numel, dtype, tol, inplace) -> None:
     x = torch.randn(numel, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 4
     x = torch.cat([x, torch.tensor([0.0, 1e-8, -30.0, 30.0], dtype=dtype)]).requires_grad_()
-    ours = Tanh()(x)
+    ours = Tanh(inplace=inplace)(x * 1.0)  # in place: on a copy, as on a Linear's output
     (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
     ref = torch.tanh(x)
     (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
@@ -238,3 +239,24 @@ def test_sigmoid_tanh_has_exact_first_and_second_derivatives() -> None:
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_SigmoidTanh.apply, (x,))
     assert torch.autograd.gradgradcheck(_SigmoidTanh.apply, (x,))
+
+    def in_place(t: torch.Tensor) -> torch.Tensor:
+        return _SigmoidTanh.apply(t * 1.0, True)
+
+    assert torch.autograd.gradcheck(in_place, (x,))
+    assert torch.autograd.gradgradcheck(in_place, (x,))
+
+
+def test_in_place_tanh_reuses_its_input_and_mlps_use_it() -> None:
+    x = torch.randn(FAST_TANH_MIN_ELEMENTS + 1, generator=torch.Generator().manual_seed(1))
+    want = torch.tanh(x)
+    with torch.no_grad():
+        buffer = x.clone()
+        out = Tanh(inplace=True)(buffer)
+    assert out.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(out, want, rtol=0, atol=3e-7)
+    kept = x.clone()
+    Tanh()(kept)
+    assert torch.equal(kept, x)  # the default leaves its input alone
+    field = MLPVectorField(3, hidden=8, depth=2)
+    assert [m.inplace for m in field.net if isinstance(m, Tanh)] == [True, True]

@@ -16,18 +16,27 @@ FAST_TANH_MIN_ELEMENTS = 16384
 
 
 class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) = 2·sigmoid(2x) − 1, with tanh's own backward g·(1 − y²)."""
+    """tanh(x) = 2·sigmoid(2x) − 1, with tanh's own backward g·(1 − y²); ``inplace``
+    overwrites ``x`` with the result (marked dirty for autograd)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(2 * x).mul_(2).sub_(1)
+    def forward(ctx, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        if inplace:
+            ctx.mark_dirty(x)
+        y = _sigmoid_tanh(x, inplace)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (y,) = ctx.saved_tensors
-        return grad * (1 - y * y)
+        return grad * (1 - y * y), None
+
+
+def _sigmoid_tanh(x: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """2·sigmoid(2x) − 1 in one buffer: ``x`` itself, or one new tensor."""
+    y = x.mul_(2) if inplace else x.mul(2)
+    return y.sigmoid_().mul_(2).sub_(1)
 
 
 class Tanh(nn.Module):
@@ -36,12 +45,23 @@ class Tanh(nn.Module):
     Same function (float32 values differ by at most ~2e-7); on CPU torch's sigmoid kernel
     is several times faster than its tanh (1,000 x 100 predictions: ~40% less time), so
     big batches take that route; small tensors and GPUs use ``torch.tanh``.
+
+    ``inplace=True`` (as in ``nn.ReLU``) overwrites the input on that route, for inputs
+    nothing else reads, such as a ``Linear`` output inside :func:`mlp`: no new buffer
+    and its page faults, which made the activation ~4x slower than the arithmetic
+    (a [32, 256, 64] float32 tensor: 1.8 ms against 0.38 ms on one thread).
     """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and x.numel() >= FAST_TANH_MIN_ELEMENTS:
-            return _SigmoidTanh.apply(x)
-        return torch.tanh(x)
+            if torch.is_grad_enabled() and x.requires_grad:
+                return _SigmoidTanh.apply(x, self.inplace)
+            return _sigmoid_tanh(x, self.inplace)
+        return x.tanh_() if self.inplace else torch.tanh(x)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -76,7 +96,9 @@ def mlp(
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), activation(activation_name)]
+        # the activation may overwrite the Linear's output, which nothing else reads
+        act = Tanh(inplace=True) if activation_name == "tanh" else activation(activation_name)
+        layers += [nn.Linear(width, hidden), act]
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
