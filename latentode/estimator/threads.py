@@ -154,10 +154,10 @@ def threads_for_load(others: float, cpus: int, ceiling: int) -> int:
     return max(1, min(ceiling, math.floor(cpus - others + 1.0 - FREE_SHARE)))
 
 
-def query_ceiling() -> int:
-    """The most threads :func:`widen_if_idle` sets: :data:`QUERY_THREADS_MAX`,
-    :func:`usable_cpus`, and ``OMP_NUM_THREADS`` where that is a whole number."""
-    ceiling = min(QUERY_THREADS_MAX, usable_cpus())
+def query_ceiling(cpus: int) -> int:
+    """The most threads :func:`widen_if_idle` sets: :data:`QUERY_THREADS_MAX`, the
+    usable ``cpus``, and ``OMP_NUM_THREADS`` where that is a whole number."""
+    ceiling = min(QUERY_THREADS_MAX, cpus)
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) >= 1:
         ceiling = min(ceiling, int(env))
@@ -171,13 +171,16 @@ def widen_if_idle(work: int, load: Callable[[], float | None] | None = None) -> 
     caller's count). ``load`` counts the other runnable tasks (default
     :func:`runnable_others`). Returns the count now set."""
     current = torch.get_num_threads()
-    ceiling = query_ceiling()
-    if work < WIDEN_MIN_WORK or ceiling <= current:
+    if work < WIDEN_MIN_WORK:  # a small query reads no file
+        return current
+    cpus = usable_cpus()
+    ceiling = query_ceiling(cpus)
+    if ceiling <= current:
         return current
     others = (load or runnable_others)()
     if others is None:
         return current
-    n = threads_for_load(others, usable_cpus(), ceiling)
+    n = threads_for_load(others, cpus, ceiling)
     if n > current:
         torch.set_num_threads(n)
     return torch.get_num_threads()
