@@ -12,7 +12,7 @@ gives the caller's count back when it returns.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,11 @@ from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
 from latentode.errors import LatentODEError
 from latentode.estimator import evaluation, summaries
+from latentode.estimator.chunks import query_chunks
 from latentode.estimator.fitting import fit_state
 from latentode.estimator.model_file import FittedState, write_model_file
 from latentode.estimator.prediction import Draws, batches, draw
-from latentode.estimator.queries import check_quantiles, check_times_frame, query_targets
+from latentode.estimator.queries import check_quantiles, query_targets
 from latentode.estimator.threads import with_thread_policy
 from latentode.estimator.training_run import RunSettings
 from latentode.models import ADAPTIVE_METHODS, SolverConfig
@@ -292,43 +293,8 @@ class SeriesEstimator(BaseEstimator):
             seed (``attrs["nfe"]`` included).
         """
         schema = FittedState.of(self).schema
-        if isinstance(series_per_chunk, bool) or not (
-            isinstance(series_per_chunk, (int, np.integer)) and series_per_chunk >= 1
-        ):
-            raise LatentODEError(
-                f"series_per_chunk must be a whole number >= 1, got {series_per_chunk!r}."
-            )
-        if isinstance(contexts, (SeriesDataset, pd.DataFrame)):
-            whole = schema.conform(contexts)
-            contexts = (
-                whole[start : start + series_per_chunk]
-                for start in range(0, len(whole), series_per_chunk)
-            )
-        elif not isinstance(contexts, Iterable):
-            raise LatentODEError(
-                "contexts must be a SeriesDataset, a DataFrame or an iterable of them (e.g. "
-                f"latentode.iter_csv(path)), got {type(contexts).__name__}."
-            )
-        by_id = rows_of = None
-        if isinstance(times, pd.DataFrame):
-            check_times_frame(times, schema.id_name, schema.time_name)
-            rows_of = times.groupby(schema.id_name, sort=False).indices  # id → row positions
-        elif isinstance(times, Mapping):
-            by_id = times
-        per_chunk = times if by_id is None and rows_of is None and callable(times) else None
-        unmatched = set(by_id if by_id is not None else rows_of or ())
         seed = self.seed if seed is None else seed
-        for k, chunk in enumerate(contexts):
-            ds = schema.conform(chunk, f"context chunk {k}")
-            chunk_times = times if per_chunk is None else per_chunk(ds)
-            if by_id is not None:
-                chunk_times = {i: by_id[i] for i in ds.ids if i in by_id}
-                unmatched.difference_update(chunk_times)
-            elif rows_of is not None:  # this chunk's rows of the frame, in its order
-                found = [i for i in ds.ids if i in rows_of]
-                unmatched.difference_update(found)
-                rows = np.sort(np.concatenate([rows_of[i] for i in found] or [[]])).astype(int)
-                chunk_times = times.iloc[rows]
+        for ds, chunk_times in query_chunks(schema, contexts, times, series_per_chunk):
             yield self.predict(
                 ds,
                 chunk_times,
@@ -338,14 +304,6 @@ class SeriesEstimator(BaseEstimator):
                 batch_size=batch_size,
                 horizon=horizon,
                 **solver_override,
-            )
-        if unmatched:
-            shown = sorted(
-                (k.item() if isinstance(k, np.generic) else k for k in unmatched), key=repr
-            )
-            raise LatentODEError(
-                f"times has ids that no context chunk holds: {shown[:5]}; predict only the "
-                "series in the context, or check the ids' type (text '7' is not the number 7)."
             )
 
     @with_thread_policy
