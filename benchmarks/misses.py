@@ -5,6 +5,7 @@ Three diagnostics, each printing a table:
     python benchmarks/misses.py interp --set remifentanil --seeds 0,1,2   # ~2 min
     python benchmarks/misses.py coverage                                  # seconds
     python benchmarks/misses.py mortality --seeds 0                       # ~5 min a seed
+    python benchmarks/misses.py mortality --seeds 0 --param latent_dim=20 # any LatentODE parameter
 
 ``interp`` refits ``LatentODE()`` exactly as ``accuracy.py`` does (same splits, contexts
 and seeds, so the same model and errors) and splits the interpolation error: by where
@@ -38,6 +39,7 @@ from pathlib import Path
 import accuracy as acc
 import numpy as np
 import pandas as pd
+from harness import parse_set_params
 
 import latentode as lo
 
@@ -49,6 +51,7 @@ DATA_DIRS = (HERE / "data" / "real", HERE / "data" / "more_real", HERE / "data" 
 
 
 def _set_path(name: str) -> dict[str, Path]:
+    """``{name: its CSV}`` from the first of the three real-data folders that holds it."""
     for folder in DATA_DIRS:
         if (folder / f"{name}.csv").exists():
             return {name: folder / f"{name}.csv"}
@@ -84,7 +87,7 @@ def _path_plus_linear_residuals(model, context, scored, channels, seed) -> tuple
     return path_q, bridged
 
 
-def interp_diagnosis(name: str, seeds: Sequence[int]) -> list[dict]:
+def interp_diagnosis(name: str, seeds: Sequence[int], params: dict) -> list[dict]:
     """Per seed and fold, the scaled squared errors of each scored point, by method."""
     df, channels = acc.load_set(name, False, _set_path(name))
     ids = list(pd.unique(df[acc.ID]))
@@ -94,7 +97,7 @@ def interp_diagnosis(name: str, seeds: Sequence[int]) -> list[dict]:
             train, test = df[df[acc.ID].isin(train_ids)], df[df[acc.ID].isin(test_ids)]
             context, scored, _ = acc.make_task(test, "interp", np.random.default_rng([seed, k, 0]))
             _, var = acc.channel_stats(train, channels)
-            model = acc.fit_model("latentode", train, seed, {}, None)[0]
+            model = acc.fit_model("latentode", train, seed, params, None)[0]
             truth = scored[channels].to_numpy(dtype=float)
             preds = {
                 "latentode": acc.model_predict(model, context, scored, channels, seed)[0],
@@ -124,6 +127,7 @@ def interp_diagnosis(name: str, seeds: Sequence[int]) -> list[dict]:
 
 
 def interp_tables(rows: list[dict]) -> str:
+    """The per-seed and pooled error shares by position, and the series that add most."""
     frame = pd.DataFrame(rows)
     linear_total = frame[frame.method == "linear"].groupby("seed").sq.sum()
     by_where = frame.pivot_table(
@@ -133,9 +137,12 @@ def interp_tables(rows: list[dict]) -> str:
     pooled = frame.pivot_table(index="where", columns="method", values="sq", aggfunc="sum")
     pooled = pooled / frame[frame.method == "linear"].sq.sum()
     counts = frame[frame.method == "linear"].groupby("where").size().rename("points")
-    out = ["Error by position, as a share of linear interpolation's total (per seed; a row "
-           "sums to the method's ratio to linear):", share.round(3).to_string(), "",
-           "Pooled over seeds:", pooled.join(counts).round(3).to_string(), ""]  # fmt: skip
+    caption = (
+        "Error by position, as a share of linear interpolation's total error (per seed; "
+        "within a seed, a method's column sums to its ratio to linear):"
+    )
+    out = [caption, share.round(3).to_string(), "", "Pooled over seeds:"]
+    out += [pooled.join(counts).round(3).to_string(), ""]
     per_series = frame.pivot_table(
         index=["seed", "series"], columns="method", values="sq", aggfunc="sum"
     )
@@ -160,6 +167,8 @@ def wilson(covered: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def coverage_table(paths: Sequence[Path]) -> str:
+    """Markdown: per set and task, the latent ODE's covered / scored values pooled over
+    the seeds of each results file, with a 95% Wilson interval."""
     lines = ["| set | task | covered / scored (pooled over seeds) | coverage | 95% interval |",
              "|---|---|---|---|---|"]  # fmt: skip
     for path in paths:
@@ -184,6 +193,8 @@ def coverage_table(paths: Sequence[Path]) -> str:
 
 
 def _ridge_r2(train_x, train_y, test_x, test_y) -> float:
+    """Test R² of a ridge regression (penalty by leave-one-out CV; features imputed with
+    their training means and standardised) fitted on the training rows."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -203,7 +214,10 @@ def _last_state(model, ds) -> np.ndarray:
     return np.column_stack([z[cols].to_numpy(dtype=float), statics])
 
 
-def mortality_diagnosis(seeds: Sequence[int], n_train: int, n_test: int, epochs: int) -> list[dict]:
+def mortality_diagnosis(
+    seeds: Sequence[int], n_train: int, n_test: int, epochs: int, params: dict
+) -> list[dict]:
+    """Per seed, the test R² of the generator's severity at 48 h from each feature set."""
     import mortality
 
     rows = []
@@ -213,7 +227,7 @@ def mortality_diagnosis(seeds: Sequence[int], n_train: int, n_test: int, epochs:
             d: np.array([x.truth[i]["latent"][-1, 0] for i in x.ids])
             for d, x in (("train", train), ("test", test))
         }
-        model = lo.LatentODE(classify=True, seed=seed, residual=False)
+        model = lo.LatentODE(**{"classify": True, "seed": seed, "residual": False, **params})
         with tempfile.TemporaryDirectory() as tmp, acc.quiet():
             model.fit(train, max_epochs=epochs, progress_bar=False, log_dir=Path(tmp) / "run")
             z_train, z_test = _last_state(model, train), _last_state(model, test)
@@ -246,15 +260,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--results", nargs="*", type=Path, help="coverage: results files")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a LatentODE parameter"
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    params = parse_set_params(args.param, "latent_dim=20")
     import torch
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     if args.what == "interp":
         print(f"{args.set}: interpolation error of LatentODE() by position and series\n")
-        print(interp_tables(interp_diagnosis(args.set, seeds)))
+        print(interp_tables(interp_diagnosis(args.set, seeds, params)))
     elif args.what == "coverage":
         names = ("accuracy_real.json", "accuracy_more_real.json", "accuracy_check_real.json")
         paths = args.results or [
@@ -262,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         print(coverage_table(paths))
     else:
-        rows = mortality_diagnosis(seeds, args.n_train, args.n_test, args.epochs)
+        rows = mortality_diagnosis(seeds, args.n_train, args.n_test, args.epochs, params)
         print("R² of the generator's severity at 48 h (test stays), ridge on each feature set:")
         print(pd.DataFrame(rows).set_index("seed").round(3).to_string())
 
