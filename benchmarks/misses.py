@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,8 +39,6 @@ import accuracy as acc
 import numpy as np
 import pandas as pd
 from harness import parse_set_params
-
-import latentode as lo
 
 HERE = Path(__file__).resolve().parent
 DATA_DIRS = (HERE / "data" / "real", HERE / "data" / "more_real", HERE / "data" / "check_real")
@@ -227,9 +224,8 @@ def mortality_diagnosis(
             d: np.array([x.truth[i]["latent"][-1, 0] for i in x.ids])
             for d, x in (("train", train), ("test", test))
         }
-        model = lo.LatentODE(**{"classify": True, "seed": seed, "residual": False, **params})
-        with tempfile.TemporaryDirectory() as tmp, acc.quiet():
-            model.fit(train, max_epochs=epochs, progress_bar=False, log_dir=Path(tmp) / "run")
+        model, _ = mortality.fit_label_model(train, seed, epochs, params)
+        with acc.quiet():
             z_train, z_test = _last_state(model, train), _last_state(model, test)
         s_train, s_test = mortality.summary_features(train), mortality.summary_features(test)
         both_train, both_test = (

@@ -138,8 +138,9 @@ def summary_features(ds: lo.SeriesDataset) -> np.ndarray:
 # ---------------------------------------------------------------- methods
 
 
-def fit_latentode(train, test, seed: int, epochs: int, params: dict) -> dict:
-    """Fit ``LatentODE(classify=True)`` and predict the test stays' death probability."""
+def fit_label_model(train, seed: int, epochs: int, params: dict) -> tuple[lo.LatentODE, float]:
+    """``LatentODE(classify=True)`` without the residual process (``params`` override),
+    fitted on ``train`` quietly: (model, fit seconds)."""
     import logging
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -149,6 +150,14 @@ def fit_latentode(train, test, seed: int, epochs: int, params: dict) -> dict:
         start = time.perf_counter()
         model.fit(train, max_epochs=epochs, progress_bar=False, log_dir=Path(tmp) / "run")
         seconds = time.perf_counter() - start
+    return model, seconds
+
+
+def fit_latentode(train, test, seed: int, epochs: int, params: dict) -> dict:
+    """Fit ``LatentODE(classify=True)`` and predict the test stays' death probability."""
+    model, seconds = fit_label_model(train, seed, epochs, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         p = model.predict_proba(test, seed=seed)["p"].to_numpy()
     return dict(p=p, fit_s=seconds, epochs=len(model.history_))
 
