@@ -221,27 +221,22 @@ def solve_at_times(
     steps = {"dtype": z0.dtype, "device": z0.device}
     position = query_times.to(z0.dtype) / h - k_lo  # [B, T'] in grid units, 0 exact at t = 0
     weights = interpolation_weights(position, k_hi - k_lo + 1)  # [B, T', G]
-    origin = -k_lo  # grid index of time 0
-    # Each path [P, B, S, L] is read as B matrices [P, S*L] in place (bmm takes the
-    # strides; no copy); the backward path runs from 0 down, so its weights are flipped.
-    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    # the grid states [G, B, S, L] from k_lo h up to k_hi h, time 0 at index -k_lo
     joint = solver.adaptive and not solver.adjoint and z0.numel() <= JOINT_SOLVE_MAX_ELEMENTS
     if k_lo < 0 < k_hi and joint:  # both ways in one solve
-        back, fwd = _solve_both_ways(func, z0, h, k_lo, k_hi, solver)
-        parts = [(weights[..., : origin + 1].flip(-1), back), (weights[..., origin + 1 :], fwd[1:])]
+        path = _solve_both_ways(func, z0, h, k_lo, k_hi, solver)
     else:
+        parts = []
         if k_lo < 0:  # from 0 down to k_lo h
             back = solve(func, z0, torch.arange(0, k_lo - 1, -1, **steps) * h, solver)
-            parts.append((weights[..., : origin + 1].flip(-1), back))
-        if k_hi > 0:  # from 0 up to k_hi h; time 0 is read from the backward path if any
+            parts.append(back.flip(0))
+        if k_hi > 0:  # from 0 up to k_hi h; time 0 is in the backward path if any
             fwd = solve(func, z0, torch.arange(0, k_hi + 1, **steps) * h, solver)
-            parts.append(
-                (weights[..., origin:], fwd) if k_lo == 0 else (weights[..., origin + 1 :], fwd[1:])
-            )
-    out = None
-    for w, path in parts:
-        by_series = path.view(path.shape[0], n_batch, n_s * n_latent).transpose(0, 1)
-        out = torch.bmm(w, by_series) if out is None else torch.baddbmm(out, w, by_series)
+            parts.append(fwd if k_lo == 0 else fwd[1:])
+        path = parts[0] if len(parts) == 1 else torch.cat(parts)
+    # read as B matrices [G, S*L] in place (bmm takes the strides; no copy)
+    by_series = path.view(path.shape[0], n_batch, n_s * n_latent).transpose(0, 1)
+    out = torch.bmm(weights, by_series)  # [B, T', S*L]
     out = out.view(n_batch, n_query, n_s, n_latent)  # [B, T', S, L]
     return out.permute(2, 0, 1, 3).reshape(*lead, n_batch, n_query, n_latent)  # [..., B, T', L]
 
@@ -268,10 +263,10 @@ def _worse_half(scaled_error: torch.Tensor) -> torch.Tensor:
 
 def _solve_both_ways(
     func: VectorField, z0: torch.Tensor, h: float, k_lo: int, k_hi: int, solver: SolverConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """One adaptive solve for the grid below and above time 0 (instead of two, each with
-    its own start-up and step control): (back [1 - k_lo, ...] at 0, -h, ..., k_lo·h;
-    fwd [k_hi + 1, ...] at 0, h, ..., k_hi·h), from ``z0`` [...] at time 0."""
+    its own start-up and step control): the states [k_hi - k_lo + 1, ...] at k_lo·h, ...,
+    -h, 0, h, ..., k_hi·h, from ``z0`` [...] at time 0."""
     n_back, n_fwd = -k_lo, k_hi
     stamps = sorted(
         {Fraction(j, n_back) for j in range(n_back + 1)}
@@ -282,6 +277,8 @@ def _solve_both_ways(
     u = torch.tensor([float(x) for x in stamps], **like)
     spans = torch.tensor([n_fwd * h, -n_back * h], **like).view(2, *([1] * z0.dim()))
     path = solve(_BothWays(func, spans), torch.stack([z0, z0]), u, solver, norm=_worse_half)
-    fwd = path[[index[Fraction(k, n_fwd)] for k in range(n_fwd + 1)], 0]
-    back = path[[index[Fraction(j, n_back)] for j in range(n_back + 1)], 1]
-    return back, fwd
+    # rows of path [U * 2, ...]: stamp i of the forward half is 2i, of the backward half 2i + 1
+    rows = [2 * index[Fraction(j, n_back)] + 1 for j in range(n_back, 0, -1)]
+    rows += [2 * index[Fraction(k, n_fwd)] for k in range(n_fwd + 1)]
+    order = torch.tensor(rows, device=z0.device)
+    return path.reshape(-1, *z0.shape).index_select(0, order)

@@ -1,13 +1,15 @@
-"""The one wrapper over torchdiffeq: solver settings, solves, step limits and NFE counts.
+"""The one wrapper over the ODE solvers: solver settings, solves, step limits and NFE counts.
 
 Nothing else in latentode calls torchdiffeq. Solvers are chosen by name from
 torchdiffeq's own registry (``torchdiffeq._impl.odeint.SOLVERS``), so a solver added
-there is available here without code changes.
+there is available here without code changes. The default, ``dopri5`` without the
+adjoint, runs in our own loop (:mod:`latentode.nn.dopri5`: the same steps and values,
+without torchdiffeq's quadratic backward over the requested times).
 
 Three entry points:
 
 - :func:`solve` integrates ``dy/dt = func(t, y)`` and returns the state at every
-  requested time (``odeint`` or ``odeint_adjoint``).
+  requested time (``odeint``, ``odeint_adjoint`` or :func:`~latentode.nn.dopri5.dopri5_solve`).
 - :func:`advance` carries a state from ``t0`` to ``t1`` and returns only the end state;
   for explicit fixed-step Runge-Kutta methods it takes the steps itself (same
   formulas as torchdiffeq, without its per-call overhead), which is what the
@@ -30,6 +32,7 @@ from torchdiffeq._impl.odeint import SOLVERS
 from torchdiffeq._impl.solvers import FixedGridODESolver
 
 from latentode.errors import LatentODEError
+from latentode.nn.dopri5 import NonFiniteSolve, StepLimitExceeded, dopri5_solve
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -294,6 +297,8 @@ def solve(
     }
     if norm is not None and config.adaptive:
         kwargs["options"] = {**kwargs["options"], "norm": norm}
+    if config.method == "dopri5" and not config.adjoint:
+        return _own_dopri5(func, y0, t, config, counter, norm)
     try:
         if not config.adjoint:
             return odeint(counted, y0, t, **kwargs)
@@ -310,6 +315,34 @@ def solve(
         return out
     except AssertionError as error:
         raise _translate(error, config) from error
+
+
+def _own_dopri5(
+    func: VectorField,
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    config: SolverConfig,
+    counter: NFECounter | None,
+    norm: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> torch.Tensor:
+    """:func:`~latentode.nn.dopri5.dopri5_solve` with this module's errors and counts."""
+
+    def count() -> None:
+        counter.forward += 1
+
+    try:
+        return dopri5_solve(
+            func,
+            y0,
+            t,
+            config.rtol,
+            config.atol,
+            config.max_steps,
+            norm=norm,
+            on_eval=None if counter is None else count,
+        )
+    except (StepLimitExceeded, NonFiniteSolve) as error:
+        raise _translate(AssertionError(str(error)), config) from error
 
 
 # Explicit Runge-Kutta tableaux (c, a, b), the same formulas as torchdiffeq's fixed-grid
