@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from latentode.nn.encoders import ODERNN, ODERNNEncoder
-from latentode.nn.fused_odernn import _FusedODERNN, supports_fused
+from latentode.nn.fused_odernn import _FusedODERNN, pack_steps, supports_fused
 from latentode.nn.solve import SolverConfig
 
 DT = torch.float64
@@ -75,8 +75,10 @@ def test_fused_gradient_passes_finite_differences() -> None:
     inputs = torch.where(inputs.abs() > 1e5, 0.0, inputs)
     update = mask.transpose(0, 1).amax(-1, keepdim=True) > 0
 
+    packed = pack_steps(gaps, inputs, update, n_euler=2)
+
     def final(*ps):
-        return _FusedODERNN.apply((gaps / 2).unsqueeze(-1), inputs, update, 2, *ps)
+        return _FusedODERNN.apply(packed, 2, *ps)
 
     leaves = [p.detach().clone().requires_grad_() for p in _ordered(net)]
     assert torch.autograd.gradcheck(final, tuple(leaves), eps=1e-6, atol=1e-7)

@@ -4,16 +4,23 @@
 at each, the hidden state flows through ``n`` Euler steps of ``dh/ds = gap · f(h)``
 (``f`` a tanh MLP) and a GRU cell reads the observation. Written with ordinary torch
 ops, every one of the ~T·(10·n + 15) small operations becomes an autograd node, and on
-a CPU the step is bound by that per-op overhead, not by arithmetic (50 x 50 matrices).
+a CPU the step is bound by that per-op overhead and by small matrix products.
 
 This module computes exactly the same function, ``final [B, H]``, as one
 ``torch.autograd.Function``:
 
-- forward: the GRU's input projection for all positions in one matrix product; each
-  Euler step as ``addmm``/``tanh_``/``addcmul`` writing into preallocated buffers;
-- backward: reverse-mode through the recursion by hand (the Jacobian-vector products
-  of tanh, sigmoid and the GRU gates), storing each layer's output gradient; then every
-  weight gradient as ONE matrix product over all positions and Euler steps.
+- packed rows: a series' state is exactly 0 until its first step that moves it or
+  reads an observation (padding read before a series' last observation, in reverse
+  time), so the series are sorted by that step and step k works on the prefix of those
+  already started, as in a packed sequence. In clinical batches half of the
+  [T, B] positions are padding;
+- forward: the GRU's input projection for all rows in one matrix product; each layer as
+  ``addmm`` + ``sigmoid_`` into preallocated buffers, with ``tanh(x) = 2σ(2x) - 1``
+  folded into the weights (torch's CPU ``sigmoid`` is ~4x faster than its ``tanh``);
+- backward: reverse-mode through the recursion by hand (the Jacobian-vector products of
+  tanh, sigmoid and the GRU gates, their elementwise factors computed for all rows at
+  once), storing each layer's output gradient; then every weight gradient as ONE matrix
+  product over all rows and Euler steps.
 
 Only the final state gets a gradient (what the encoder uses); ``before``/``after``
 states and the other configurations (time-dependent fields, other activations or
@@ -24,6 +31,7 @@ values and gradients in float64 (``tests/test_fused_odernn.py``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -46,6 +54,47 @@ def supports_fused(field: MLPVectorField, cell: nn.GRUCell, solver: SolverConfig
         and solver.method == "euler"
         and solver.step_size is not None
         and not solver.adjoint
+    )
+
+
+@dataclass(frozen=True)
+class PackedSteps:
+    """A step-major batch packed as in a packed sequence: step k's rows are the first
+    ``counts[k]`` series of ``order`` (those started by step k), R = sum(counts) rows.
+
+    scales: [R, 1] Euler step in real time (gap / n_euler); inputs: [R, I] GRU inputs;
+    update: [R, 1] bool, True where the row reads an observation; order: [B] series
+    sorted by the step they start at; counts: rows per step (Python ints).
+    """
+
+    scales: torch.Tensor
+    inputs: torch.Tensor
+    update: torch.Tensor
+    order: torch.Tensor
+    counts: tuple[int, ...]
+
+
+def pack_steps(
+    gaps: torch.Tensor, inputs: torch.Tensor, update: torch.Tensor, n_euler: int
+) -> PackedSteps:
+    """Pack step-major ``gaps`` [T, B], ``inputs`` [T, B, I] and ``update`` [T, B, 1]
+    (reading order) into :class:`PackedSteps`. A series starts at its first step with a
+    non-zero gap or an update; before it, its state is exactly the zero it started from."""
+    n_steps, n_batch = gaps.shape
+    live = (gaps != 0) | update.squeeze(-1)  # [T, B]
+    never = torch.full((n_batch,), n_steps, device=gaps.device)
+    start = torch.where(live.any(0), live.to(torch.uint8).argmax(0), never)  # [B]
+    order = torch.sort(start, stable=True).indices  # [B]
+    steps = torch.arange(n_steps, device=gaps.device)
+    active = start[order].unsqueeze(0) <= steps.unsqueeze(1)  # [T, B] sorted: a prefix per row
+    rows = (steps.unsqueeze(1) * n_batch + order.unsqueeze(0))[active]  # [R] into T·B
+    counts = tuple(int(c) for c in active.sum(1).tolist())
+    return PackedSteps(
+        scales=(gaps.reshape(-1)[rows] * (1.0 / n_euler)).unsqueeze(-1),
+        inputs=inputs.reshape(n_steps * n_batch, -1)[rows],
+        update=update.reshape(-1)[rows].unsqueeze(-1),
+        order=order,
+        counts=counts,
     )
 
 
@@ -77,17 +126,23 @@ def fused_final_state(
     if inputs.shape[0] == 0:  # no position to read: the zero state, which no weight moves
         return inputs.new_zeros(inputs.shape[1], cell.hidden_size)
     field.nfe.forward += n_euler * gaps.shape[0]
-    scales = (gaps * (1.0 / n_euler)).unsqueeze(-1)  # [T, B, 1] Euler step in real time
+    packed = pack_steps(gaps, inputs, update, n_euler)
     linears = [m for m in field.net if isinstance(m, nn.Linear)]
     params = [p for lin in linears for p in (lin.weight, lin.bias)]
     params += [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-        return _FusedODERNN.apply(scales, inputs, update, n_euler, *params)
-    return _run(scales, inputs, update, n_euler, params, keep=False)[0]
+        return _FusedODERNN.apply(packed, n_euler, *params)
+    sorted_state = _run(packed, n_euler, params, keep=False)[0]
+    return _unsort(sorted_state, packed.order)
+
+
+def _unsort(rows: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Rows in ``order`` ([B, ...], row i is series order[i]) → rows in series order."""
+    return torch.empty_like(rows).index_copy_(0, order, rows)
 
 
 class _FusedODERNN(torch.autograd.Function):
-    """``(scales [T,B,1], inputs [T,B,I], update [T,B,1] bool, n_euler, *params) → h [B, H]``.
+    """``(packed, n_euler, *params) → h [B, H]``.
 
     ``params``: (W, b) of each field layer, then the GRU's w_ih, w_hh, b_ih, b_hh.
     Euler step: h ← h + scale · f(h); f = W_d·a_d + b_d with a_{j+1} = tanh(W_j·a_j + b_j),
@@ -96,124 +151,165 @@ class _FusedODERNN(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, scales, inputs, update, n_euler, *params):
-        h, buffers = _run(scales, inputs, update, n_euler, params, keep=True)
-        ctx.n_euler, ctx.n_layers = n_euler, (len(params) - 4) // 2
-        ctx.save_for_backward(scales, inputs, update, *buffers, *params)
-        return h
+    def forward(ctx, packed: PackedSteps, n_euler: int, *params):
+        h, buffers = _run(packed, n_euler, params, keep=True)
+        ctx.packed, ctx.n_euler, ctx.n_layers = packed, n_euler, (len(params) - 4) // 2
+        ctx.save_for_backward(*buffers, *params)
+        return _unsort(h, packed.order)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
-        n_euler, n_layers = ctx.n_euler, ctx.n_layers
+        packed, n_euler, n_layers = ctx.packed, ctx.n_euler, ctx.n_layers
         saved = ctx.saved_tensors
-        scales, inputs, update, h_read, gates_rz, gates_n, gh_n = saved[:7]  # see _run
-        acts = saved[7 : 7 + n_layers]
-        params = saved[7 + n_layers :]
+        states, h_read, gates_rz, gates_n, gh_n = saved[:5]  # see _run
+        sigmas = saved[5 : 5 + n_layers - 1]  # σ(2·pre-activation) of each hidden layer
+        params = saved[5 + n_layers - 1 :]
         weights = params[0 : 2 * n_layers : 2]
         w_hh = params[2 * n_layers + 1]
-        n_steps, n_batch, _ = inputs.shape
         hidden = w_hh.shape[1]
-        evals = n_steps * n_euler
-        # gradient at each field layer's output (pre-activation for hidden layers), per eval
+        counts = packed.counts
+        evals = [n for n in counts for _ in range(n_euler)]  # rows per evaluation
         like = {"dtype": grad_h.dtype, "device": grad_h.device}
-        grad_out = [torch.empty(evals, n_batch, w.shape[0], **like) for w in weights]
-        grad_gi = torch.empty(n_steps, n_batch, 3 * hidden, **like)
-        grad_gh = torch.empty(n_steps, n_batch, 3 * hidden, **like)
-        update = update.to(grad_h.dtype)
-        g = grad_h.clone()
-        one = grad_h.new_ones(())
-        acts_e = [a.unbind(0) for a in acts]  # views per evaluation: no indexing in the loop
-        grad_e = [b.unbind(0) for b in grad_out]
-        e = evals
-        for k in range(n_steps - 1, -1, -1):
-            # GRU: h_out = h + u·(n + z·(h − n) − h)
-            u = update[k]
-            r, z = gates_rz[k, :, :hidden], gates_rz[k, :, hidden:]
-            n, h = gates_n[k], h_read[k]
-            g_new = g * u
-            g_n = g_new - g_new * z  # ∂/∂n: 1 − z
-            d_rz, d_n = grad_gi[k, :, : 2 * hidden], grad_gi[k, :, 2 * hidden :]
-            torch.mul(g_n, torch.addcmul(one, n, n, value=-1), out=d_n)  # through tanh
-            d_r, d_z = d_rz[:, :hidden], d_rz[:, hidden:]
-            torch.mul(d_n * gh_n[k], r - r * r, out=d_r)  # through σ
-            torch.mul(g_new * (h - n), z - z * z, out=d_z)
-            grad_gh[k, :, : 2 * hidden].copy_(d_rz)
-            torch.mul(d_n, r, out=grad_gh[k, :, 2 * hidden :])
-            g = torch.addmm(g - g_new + g_new * z, grad_gh[k], w_hh)  # [B, H]
+        # the elementwise factors of the chain rule, for all rows at once
+        acts = [2 * s - 1 for s in sigmas]  # tanh outputs of the hidden layers
+        d_acts = [4 * s * (1 - s) for s in sigmas]  # tanh' = 1 - tanh² = 4σ(1 - σ)
+        update = packed.update.to(grad_h.dtype)
+        r, z = gates_rz[:, :hidden], gates_rz[:, hidden:]
+        on_n = update * (1 - z) * (1 - gates_n * gates_n)  # ∂h'/∂(n's pre-activation)
+        on_z = update * (z - z * z) * (h_read - gates_n)  # ∂h'/∂(z's pre-activation)
+        on_r = (r - r * r) * gh_n  # ∂(n's pre-activation)/∂(r's pre-activation)
+        keep = 1 - update * (1 - z)  # ∂h'/∂h directly
+        # gradients at each field layer's output (pre-activation of hidden layers)
+        grad_out = [torch.empty(sum(evals), w.shape[0], **like) for w in weights]
+        grad_gi = torch.empty(sum(counts), 3 * hidden, **like)
+        grad_gh_n = torch.empty(sum(counts), hidden, **like)
+        e_views = [buf.split(evals) for buf in grad_out]
+        d_views = [d.split(evals) for d in d_acts]
+        step_views = [
+            t.split(counts) for t in (grad_gi, grad_gh_n, on_n, on_z, on_r, keep, r, packed.scales)
+        ]
+        w_hh_rz, w_hh_n = w_hh[: 2 * hidden], w_hh[2 * hidden :]
+        g = grad_h.index_select(0, packed.order)  # [B, H] sorted like the rows
+        e = len(evals)
+        for k in range(len(counts) - 1, -1, -1):
+            n = counts[k]
+            if n == 0:
+                e -= n_euler
+                continue
+            gi, gh_nk, a_n, a_z, a_r, kept, r_k, scale = (v[k] for v in step_views)
+            g = g[:n]  # rows not yet started at step k held the constant zero state
+            # GRU: h' = h + u·(n + z·(h − n) − h)
+            d_n = torch.mul(g, a_n, out=gi[:, 2 * hidden :])
+            torch.mul(d_n, a_r, out=gi[:, :hidden])
+            torch.mul(g, a_z, out=gi[:, hidden : 2 * hidden])
+            torch.mul(d_n, r_k, out=gh_nk)
+            g = torch.addmm(g * kept, gi[:, : 2 * hidden], w_hh_rz)
+            g = torch.addmm(g, gh_nk, w_hh_n)  # [n, H]
             # Euler steps, last first: h_out = h + scale · f(h)
-            scale = scales[k]
             for _ in range(n_euler):
                 e -= 1
-                grad = grad_e[-1][e]
-                torch.mul(g, scale, out=grad)
+                grad = torch.mul(g, scale, out=e_views[-1][e])
                 for j in range(n_layers - 1, 0, -1):
-                    back = torch.mm(grad, weights[j])
-                    grad = grad_e[j - 1][e]
-                    torch.mul(
-                        back, torch.addcmul(one, acts_e[j][e], acts_e[j][e], value=-1), out=grad
-                    )
+                    grad = torch.mul(grad @ weights[j], d_views[j - 1][e], out=e_views[j - 1][e])
                 g = torch.addmm(g, grad, weights[0])
-        grads: list[torch.Tensor | None] = [None, None, None, None]
+        inputs = [states, *acts]  # each layer's input, per evaluation row
+        grads: list[torch.Tensor | None] = [None, None]
         for j in range(n_layers):
-            out = grad_out[j].reshape(evals * n_batch, -1)
-            grads.append(out.t() @ acts[j].reshape(evals * n_batch, -1))  # weight
-            grads.append(out.sum(0))  # bias
-        flat_gi = grad_gi.reshape(n_steps * n_batch, -1)
-        flat_gh = grad_gh.reshape(n_steps * n_batch, -1)
-        grads.append(flat_gi.t() @ inputs.reshape(n_steps * n_batch, -1))  # w_ih
-        grads.append(flat_gh.t() @ h_read.reshape(n_steps * n_batch, -1))  # w_hh
-        grads.append(flat_gi.sum(0))  # b_ih
-        grads.append(flat_gh.sum(0))  # b_hh
+            grads.append(grad_out[j].t() @ inputs[j])  # weight
+            grads.append(grad_out[j].sum(0))  # bias
+        grad_gh = torch.cat([grad_gi[:, : 2 * hidden], grad_gh_n], dim=1)  # [R, 3H]
+        grads.append(grad_gi.t() @ packed.inputs)  # w_ih
+        grads.append(grad_gh.t() @ h_read)  # w_hh
+        grads.append(grad_gi.sum(0))  # b_ih
+        grads.append(grad_gh.sum(0))  # b_hh
         return tuple(grads)
 
 
-def _run(scales, inputs, update, n_euler: int, params, keep: bool):
-    """The recursion of :class:`_FusedODERNN` → (h [B, H], buffers). With ``keep`` the
-    buffers hold every step's gates and every evaluation's layer inputs (for the
-    backward); without, one slot each is reused (inference: memory O(B·H))."""
+def _sigmoid_space(params, hidden: int) -> tuple[list, list, tuple]:
+    """The field's layers and the GRU's weights rewritten for ``tanh(x) = 2σ(2x) − 1``.
+
+    Hidden layer j keeps ``s_j = σ(2·pre_j)`` instead of ``a_j = tanh(pre_j) = 2 s_j − 1``,
+    so its successor's pre-activation ``W a + b`` is ``2W s + (b − W·1)``, and layers
+    feeding a sigmoid are doubled. Returns (transposed weights, biases) per field layer
+    and the GRU's (w_ih^T, w_hh^T, b_ih, b_hh) with the n gate's rows doubled.
+    """
     n_layers = (len(params) - 4) // 2
-    weights, biases = params[0 : 2 * n_layers : 2], params[1 : 2 * n_layers : 2]
+    weights_t, biases = [], []
+    for j in range(n_layers):
+        w, b = params[2 * j], params[2 * j + 1]
+        out_scale = 2.0 if j < n_layers - 1 else 1.0  # into a sigmoid, or the field's output
+        if j > 0:  # the input is s = (a + 1) / 2
+            w, b = 2.0 * w, b - w.sum(1)
+        weights_t.append((out_scale * w).t())
+        biases.append(out_scale * b)
     w_ih, w_hh, b_ih, b_hh = params[2 * n_layers :]
-    n_steps, n_batch, _ = inputs.shape
-    hidden = w_hh.shape[1]
-    slots = n_steps if keep else 1
-    evals = n_steps * n_euler if keep else 1
+    double_n = torch.ones(3 * hidden, 1, dtype=w_ih.dtype, device=w_ih.device)
+    double_n[2 * hidden :] = 2.0
+    doubled = (w_ih * double_n).t(), (w_hh * double_n).t()
+    return weights_t, biases, (*doubled, b_ih * double_n[:, 0], b_hh * double_n[:, 0])
 
-    def buffer(n: int, width: int) -> torch.Tensor:
-        return torch.empty(n, n_batch, width, dtype=inputs.dtype, device=inputs.device)
 
-    # acts[j][e]: input of field layer j at evaluation e (acts[0] = the state h)
-    acts = [buffer(evals, w.shape[1]) for w in weights]
-    h_read, gates_rz = buffer(slots, hidden), buffer(slots, 2 * hidden)
-    gates_n, gh_n = buffer(slots, hidden), buffer(slots, hidden)
-    gi = torch.addmm(b_ih, inputs.reshape(-1, inputs.shape[-1]), w_ih.t())
-    gi = gi.view(n_steps, n_batch, -1)  # [T, B, 3H] the input projection, all steps at once
-    weights_t = [w.t() for w in weights]
-    w_hh_t = w_hh.t()
-    acts_e = [a.unbind(0) for a in acts]  # views per evaluation: no indexing in the loop
-    h = inputs.new_zeros(n_batch, hidden)
+def _run(packed: PackedSteps, n_euler: int, params, keep: bool):
+    """The recursion of :class:`_FusedODERNN` on the packed rows → (h [B, H] sorted like
+    ``packed.order``, buffers). With ``keep`` the buffers hold every row's state at each
+    evaluation, its σ of each hidden layer and its gates (for the backward); without,
+    scratch rows are reused (inference: memory O(B·H))."""
+    n_layers = (len(params) - 4) // 2
+    hidden = params[2 * n_layers + 1].shape[1]
+    counts = packed.counts
+    n_batch = packed.order.shape[0]
+    weights_t, biases, (w_ih_t, w_hh_t, b_ih, b_hh) = _sigmoid_space(params, hidden)
+    widths = [w.shape[1] for w in weights_t[:-1]]  # hidden layer widths
+    like = {"dtype": packed.inputs.dtype, "device": packed.inputs.device}
+    evals = [n for n in counts for _ in range(n_euler)]
+    # the GRU's input projection for every row at once (n gate doubled)
+    gi = torch.addmm(b_ih, packed.inputs, w_ih_t)  # [R, 3H]
+
+    def rows(width: int, per_step: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A buffer for every row (keep) and its views per step or per evaluation; without
+        ``keep``, one scratch buffer whose first rows every step reuses."""
+        sizes = counts if per_step else evals
+        if keep:
+            base = torch.empty(sum(sizes), width, **like)
+            return base, list(base.split(sizes))
+        base = torch.empty(n_batch, width, **like)
+        return base, [base[:n] for n in sizes]
+
+    bases, views = zip(
+        *(rows(hidden, per_step=False), *(rows(w, per_step=False) for w in widths)),
+    )
+    states, sigmas = views[0], views[1:]  # layer 0's input (the state) and σ per hidden layer
+    step_bases, (h_read, gates_rz, gates_n, gh_n) = zip(
+        *(rows(w, per_step=True) for w in (hidden, 2 * hidden, hidden, hidden))
+    )
+    gh_all = torch.empty(n_batch, 3 * hidden, **like)
+    gi_rows, scales, update = (t.split(counts) for t in (gi, packed.scales, packed.update))
+    state = torch.zeros(n_batch, hidden, **like)  # sorted like packed.order
     e = 0
-    for k in range(n_steps):
-        scale, slot = scales[k], k if keep else 0
-        for _ in range(n_euler):
-            acts_e[0][e].copy_(h)
-            for j in range(1, n_layers):
-                a = acts_e[j][e]
-                torch.addmm(biases[j - 1], acts_e[j - 1][e], weights_t[j - 1], out=a)
-                a.tanh_()
-            out = torch.addmm(biases[-1], acts_e[-1][e], weights_t[-1])
-            h = torch.addcmul(h, scale, out)
-            e = e + 1 if keep else 0
-        h_read[slot].copy_(h)
-        gh = torch.addmm(b_hh, h, w_hh_t)  # [B, 3H]
-        rz = gates_rz[slot]
-        torch.add(gi[k, :, : 2 * hidden], gh[:, : 2 * hidden], out=rz)
+    for k, n in enumerate(counts):
+        if n == 0:  # no series has started yet
+            e += n_euler
+            continue
+        scale, h = scales[k], state[:n]
+        for i in range(n_euler):
+            x = states[e]
+            if i == 0:
+                x.copy_(h)
+            a = x
+            for j in range(n_layers - 1):
+                a = torch.addmm(biases[j], a, weights_t[j], out=sigmas[j][e]).sigmoid_()
+            out = torch.addmm(biases[-1], a, weights_t[-1])
+            following = states[e + 1] if i < n_euler - 1 else h_read[k]
+            torch.addcmul(x, scale, out, out=following)
+            e += 1
+        h = h_read[k]
+        gh = torch.addmm(b_hh, h, w_hh_t, out=gh_all[:n])  # [n, 3H]
+        rz = torch.add(gi_rows[k][:, : 2 * hidden], gh[:, : 2 * hidden], out=gates_rz[k])
         rz.sigmoid_()
-        gh_n[slot].copy_(gh[:, 2 * hidden :])
-        n = gates_n[slot]
-        torch.addcmul(gi[k, :, 2 * hidden :], rz[:, :hidden], gh_n[slot], out=n)
-        n.tanh_()
-        new = torch.addcmul(n, rz[:, hidden:], h - n)  # (1 - z)·n + z·h
-        h = torch.where(update[k], new, h)
-    return h, (h_read, gates_rz, gates_n, gh_n, *acts)
+        pre_n = gi_rows[k][:, 2 * hidden :]
+        new = torch.addcmul(pre_n, rz[:, :hidden], gh[:, 2 * hidden :], out=gates_n[k])
+        new.sigmoid_().mul_(2).sub_(1)  # n = tanh(pre) from σ(2·pre)
+        torch.mul(gh[:, 2 * hidden :], 0.5, out=gh_n[k])  # gh's n part, undoubled
+        torch.where(update[k], torch.addcmul(new, rz[:, hidden:], h - new), h, out=state[:n])
+    return state, (bases[0], *step_bases, *bases[1:])
