@@ -122,3 +122,36 @@ def test_a_batch_without_positions_gives_the_zero_state() -> None:
     lengths = torch.zeros(5, dtype=torch.long)
     got = net.final_state(times[:, :0], values[:, :0], mask[:, :0], lengths, reverse=True)
     torch.testing.assert_close(got, torch.zeros(5, 6, dtype=DT))
+
+
+def test_fused_pass_when_every_position_is_read() -> None:
+    """Without an empty position the pass skips its 'keep the state' branch: still exact."""
+    net = _odernn(3, 0.5)
+    times, values, mask, lengths = _batch()
+    mask[:, :, 0] = 1.0  # channel 0 observed everywhere
+    values = torch.where(mask > 0, torch.where(values.abs() > 1e5, 0.3, values), 1e6)
+    weights = torch.randn(5, 6, generator=torch.Generator().manual_seed(4), dtype=DT)
+    expected = net(times, values, mask, lengths, reverse=True).final
+    (expected * weights).sum().backward()
+    want = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    got = net.final_state(times, values, mask, lengths, reverse=True)
+    (got * weights).sum().backward()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, want[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_packing_by_hand() -> None:
+    """Series start at their first step that moves or reads; each step's rows are a
+    prefix of the series sorted by start."""
+    gaps = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.2, 0.1, 0.0]])  # [T=3, B=3]
+    update = torch.tensor([[False, True, False], [False, True, False], [True, True, False]])
+    inputs = torch.arange(9.0).view(3, 3, 1)  # input of (step k, series b) = 3k + b
+    packed = pack_steps(gaps, inputs, update.unsqueeze(-1), n_euler=2)
+    # series 1 starts at step 0, series 0 at step 2 (its gap), series 2 never
+    assert packed.order.tolist() == [1, 0, 2]
+    assert packed.counts == (1, 1, 2)
+    assert packed.inputs[:, 0].tolist() == [1.0, 4.0, 7.0, 6.0]
+    assert packed.scales[:, 0].tolist() == pytest.approx([0.0, 0.25, 0.05, 0.1])
+    assert packed.update[:, 0].tolist() == [True, True, True, True]

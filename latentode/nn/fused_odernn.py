@@ -182,14 +182,13 @@ class _FusedODERNN(torch.autograd.Function):
         keep = 1 - update * (1 - z)  # ∂h'/∂h directly
         # gradients at each field layer's output (pre-activation of hidden layers)
         grad_out = [torch.empty(sum(evals), w.shape[0], **like) for w in weights]
-        grad_gi = torch.empty(sum(counts), 3 * hidden, **like)
-        grad_gh_n = torch.empty(sum(counts), hidden, **like)
+        grad_gh = torch.empty(sum(counts), 3 * hidden, **like)  # ∂/∂(W_hh·h + b_hh)
+        grad_gi_n = torch.empty(sum(counts), hidden, **like)  # ∂/∂(n's input projection)
         e_views = [buf.split(evals) for buf in grad_out]
         d_views = [d.split(evals) for d in d_acts]
         step_views = [
-            t.split(counts) for t in (grad_gi, grad_gh_n, on_n, on_z, on_r, keep, r, packed.scales)
+            t.split(counts) for t in (grad_gh, grad_gi_n, on_n, on_z, on_r, keep, r, packed.scales)
         ]
-        w_hh_rz, w_hh_n = w_hh[: 2 * hidden], w_hh[2 * hidden :]
         g = grad_h.index_select(0, packed.order)  # [B, H] sorted like the rows
         e = len(evals)
         for k in range(len(counts) - 1, -1, -1):
@@ -197,15 +196,14 @@ class _FusedODERNN(torch.autograd.Function):
             if n == 0:
                 e -= n_euler
                 continue
-            gi, gh_nk, a_n, a_z, a_r, kept, r_k, scale = (v[k] for v in step_views)
+            gh, gi_n, a_n, a_z, a_r, kept, r_k, scale = (v[k] for v in step_views)
             g = g[:n]  # rows not yet started at step k held the constant zero state
-            # GRU: h' = h + u·(n + z·(h − n) − h)
-            d_n = torch.mul(g, a_n, out=gi[:, 2 * hidden :])
-            torch.mul(d_n, a_r, out=gi[:, :hidden])
-            torch.mul(g, a_z, out=gi[:, hidden : 2 * hidden])
-            torch.mul(d_n, r_k, out=gh_nk)
-            g = torch.addmm(g * kept, gi[:, : 2 * hidden], w_hh_rz)
-            g = torch.addmm(g, gh_nk, w_hh_n)  # [n, H]
+            # GRU: h' = h + u·(n + z·(h − n) − h); r and z see gi and gh alike
+            d_n = torch.mul(g, a_n, out=gi_n)
+            torch.mul(d_n, a_r, out=gh[:, :hidden])
+            torch.mul(g, a_z, out=gh[:, hidden : 2 * hidden])
+            torch.mul(d_n, r_k, out=gh[:, 2 * hidden :])
+            g = torch.addmm(g * kept, gh, w_hh)  # [n, H]
             # Euler steps, last first: h_out = h + scale · f(h)
             for _ in range(n_euler):
                 e -= 1
@@ -218,7 +216,7 @@ class _FusedODERNN(torch.autograd.Function):
         for j in range(n_layers):
             grads.append(grad_out[j].t() @ inputs[j])  # weight
             grads.append(grad_out[j].sum(0))  # bias
-        grad_gh = torch.cat([grad_gi[:, : 2 * hidden], grad_gh_n], dim=1)  # [R, 3H]
+        grad_gi = torch.cat([grad_gh[:, : 2 * hidden], grad_gi_n], dim=1)  # [R, 3H]
         grads.append(grad_gi.t() @ packed.inputs)  # w_ih
         grads.append(grad_gh.t() @ h_read)  # w_hh
         grads.append(grad_gi.sum(0))  # b_ih
@@ -280,10 +278,13 @@ def _run(packed: PackedSteps, n_euler: int, params, keep: bool):
         *(rows(hidden, per_step=False), *(rows(w, per_step=False) for w in widths)),
     )
     states, sigmas = views[0], views[1:]  # layer 0's input (the state) and σ per hidden layer
-    step_bases, (h_read, gates_rz, gates_n, gh_n) = zip(
-        *(rows(w, per_step=True) for w in (hidden, 2 * hidden, hidden, hidden))
+    step_bases, (h_read, gates_rz, gates_n, gh_rows) = zip(
+        *(rows(w, per_step=True) for w in (hidden, 2 * hidden, hidden, 3 * hidden))
     )
-    gh_all = torch.empty(n_batch, 3 * hidden, **like)
+    gh_doubled = step_bases[-1]  # W_hh·h + b_hh with the n gate's rows doubled
+    step_bases = step_bases[:-1]
+    minus_one = torch.full((), -1.0, **like)
+    every_update = bool(packed.update.all())
     gi_rows, scales, update = (t.split(counts) for t in (gi, packed.scales, packed.update))
     state = torch.zeros(n_batch, hidden, **like)  # sorted like packed.order
     e = 0
@@ -304,12 +305,17 @@ def _run(packed: PackedSteps, n_euler: int, params, keep: bool):
             torch.addcmul(x, scale, out, out=following)
             e += 1
         h = h_read[k]
-        gh = torch.addmm(b_hh, h, w_hh_t, out=gh_all[:n])  # [n, 3H]
+        gh = torch.addmm(b_hh, h, w_hh_t, out=gh_rows[k])  # [n, 3H]
         rz = torch.add(gi_rows[k][:, : 2 * hidden], gh[:, : 2 * hidden], out=gates_rz[k])
         rz.sigmoid_()
         pre_n = gi_rows[k][:, 2 * hidden :]
         new = torch.addcmul(pre_n, rz[:, :hidden], gh[:, 2 * hidden :], out=gates_n[k])
-        new.sigmoid_().mul_(2).sub_(1)  # n = tanh(pre) from σ(2·pre)
-        torch.mul(gh[:, 2 * hidden :], 0.5, out=gh_n[k])  # gh's n part, undoubled
-        torch.where(update[k], torch.addcmul(new, rz[:, hidden:], h - new), h, out=state[:n])
-    return state, (bases[0], *step_bases, *bases[1:])
+        torch.add(minus_one, new.sigmoid_(), alpha=2, out=new)  # n = tanh(pre) = 2σ(2·pre) − 1
+        if every_update:  # h' = n + z·(h − n)
+            torch.addcmul(new, rz[:, hidden:], h - new, out=state[:n])
+        else:  # kept where nothing is read
+            torch.where(update[k], torch.addcmul(new, rz[:, hidden:], h - new), h, out=state[:n])
+    if not keep:
+        return state, ()
+    gh_n = gh_doubled[:, 2 * hidden :].mul_(0.5)  # gh's n part, undoubled
+    return state, (bases[0], *step_bases, gh_n, *bases[1:])

@@ -28,6 +28,7 @@ larger at the default tolerances.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -108,6 +109,33 @@ def derivative_matrix(
     return d.to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=32)
+def _cell_table(
+    n: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per cell of an ``n``-point grid, the window weights [n-1, 6, width] of y_c, h y'_c,
+    h² y''_c, h² y''_c+1, h y'_c+1 and y_c+1, and the window's grid indices [n-1, width]
+    (width = min(8, n)). Cached: a read-out needs the same tables every call (not to be
+    modified in place)."""
+    width = min(8, n)  # cell c reads grid points start .. start + width - 1
+    cells = torch.arange(n - 1, device=device)  # [n-1]
+    starts = (cells - 3).clamp(0, n - width)  # [n-1]
+    cols = starts.unsqueeze(-1) + torch.arange(width, device=device)  # [n-1, width]
+    d1, d2 = (derivative_matrix(n, k, dtype, device) for k in (1, 2))
+    table = torch.stack(
+        [
+            (cols == cells.unsqueeze(-1)).to(dtype),
+            d1[:-1].gather(-1, cols),
+            d2[:-1].gather(-1, cols),
+            d2[1:].gather(-1, cols),
+            d1[1:].gather(-1, cols),
+            (cols == cells.unsqueeze(-1) + 1).to(dtype),
+        ],
+        dim=-2,
+    )
+    return table, cols
+
+
 def interpolation_weights(position: torch.Tensor, n: int) -> torch.Tensor:
     """Read-out weights on a uniform grid of ``n >= 7`` points, at fractional positions.
 
@@ -122,23 +150,7 @@ def interpolation_weights(position: torch.Tensor, n: int) -> torch.Tensor:
         8 neighbouring weights are non-zero. Exact for quintics; exactly one-hot at an
         integer position.
     """
-    width = min(8, n)  # cell c reads grid points start .. start + width - 1
-    cells = torch.arange(n - 1, device=position.device)  # [n-1]
-    starts = (cells - 3).clamp(0, n - width)  # [n-1]
-    cols = starts.unsqueeze(-1) + torch.arange(width, device=position.device)  # [n-1, width]
-    d1, d2 = (derivative_matrix(n, k, position.dtype, position.device) for k in (1, 2))
-    # per cell, the window weights of y_c, h y'_c, h^2 y''_c, h^2 y''_c+1, h y'_c+1, y_c+1
-    table = torch.stack(  # [n-1, 6, width]
-        [
-            (cols == cells.unsqueeze(-1)).to(position.dtype),
-            d1[:-1].gather(-1, cols),
-            d2[:-1].gather(-1, cols),
-            d2[1:].gather(-1, cols),
-            d1[1:].gather(-1, cols),
-            (cols == cells.unsqueeze(-1) + 1).to(position.dtype),
-        ],
-        dim=-2,
-    )
+    table, cols = _cell_table(n, position.dtype, position.device)
     cell = position.detach().floor().clamp(0, n - 2)  # [...]
     t = position - cell  # [...] in [0, 1] within the grid
     t2 = t * t
