@@ -786,3 +786,31 @@ def test_errors_are_value_errors_and_never_pandas_errors(tmp_path):
         lo.read_csv(write(tmp_path, "r.csv", "id,time,x\n1,0\n1,1,2,3\n"))
     assert type(err.value) is LatentODEError
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+@pytest.mark.parametrize("fmt", ["wide", "long"])
+def test_threaded_key_parse_reads_the_same_and_reports_ids_first(tmp_path, monkeypatch, fmt):
+    """Ids and times of large files are parsed in two threads: the same dataset as the
+    sequential parse, and with a bad id and a bad time the id's error, as before."""
+    from latentode.data import io as data_io
+
+    if fmt == "wide":
+        text = "id,time,x,y\nb,2024-01-01 00:05,1,\nb,2024-01-01 00:01,2,3\na,2024-01-02,,4\n"
+    else:
+        text = (
+            "id,time,variable,value\nb,2024-01-01 00:05,x,1\nb,2024-01-01 00:01,x,2\n"
+            "b,2024-01-01 00:01,y,3\na,2024-01-02,y,4\n"
+        )
+    path = write(tmp_path, "keys.csv", text)
+    read = {}
+    for mode, threshold in (("threads", 1), ("sequential", 10**9)):
+        monkeypatch.setattr(data_io, "THREADED_PARSE_MIN_ROWS", threshold)
+        read[mode] = lo.read_csv(path, format=fmt)
+    for got, want in zip(read["threads"], read["sequential"]):
+        assert got.id == want.id
+        np.testing.assert_array_equal(got.times, want.times)
+        np.testing.assert_array_equal(got.values, want.values)
+    assert [s.id for s in read["threads"]] == ["a", "b"]
+    bad = write(tmp_path, "bad.csv", "id,time,x\nb,noon,1\n,2024-01-01,2\n")
+    monkeypatch.setattr(data_io, "THREADED_PARSE_MIN_ROWS", 1)
+    raises(["missing series id"], lo.read_csv, bad)

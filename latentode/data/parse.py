@@ -49,9 +49,11 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     Files are usually grouped by id and time, so equal values come in runs: hashing only
     the first value of each run is several times faster than hashing every row. A text
     column of pandas' Arrow-backed string dtype is factorised by Arrow directly (a copy
-    to Python objects would cost more than the hashing).
+    to Python objects would cost more than the hashing), a categorical one by its codes.
     """
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+    if isinstance(values, pd.Series) and isinstance(
+        values.dtype, (pd.StringDtype, pd.CategoricalDtype)
+    ):
         codes, uniques = pd.factorize(values)
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
