@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchdiffeq
 
+from latentode.errors import LatentODEError
 from latentode.nn.dopri5 import _dense_output, _step, dopri5_solve
 
 DT = torch.float64
@@ -113,6 +114,13 @@ def test_parameter_gradient_matches_torchdiffeq() -> None:
         out.square().sum().backward()
         grads.append(param.grad)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-7, rtol=1e-7)
+
+
+def test_times_out_of_order_are_refused() -> None:
+    with pytest.raises(LatentODEError, match="strictly increasing"):
+        dopri5_solve(
+            lambda t, y: -y, torch.ones(2, dtype=DT), torch.tensor([0.0, 1.0, 0.5]), 1e-3, 1e-4
+        )
 
 
 def test_single_time_returns_the_start() -> None:

@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
+
+from latentode.errors import LatentODEError
 
 __all__ = ["dopri5_solve", "rms_norm"]
 
@@ -107,6 +110,7 @@ def dopri5_solve(
 
     Raises:
         StepLimitExceeded, NonFiniteSolve: see their docstrings.
+        LatentODEError: times that are not strictly monotonic.
     """
     norm = norm or rms_norm
     grid = [float(t) for t in times.detach().cpu().double()]
@@ -115,6 +119,11 @@ def dopri5_solve(
     if not bool(torch.isfinite(y0.detach()).all()):
         raise NonFiniteSolve("non-finite values in the initial state")
     direction = 1.0 if grid[-1] > grid[0] else -1.0
+    if not all(direction * (later - earlier) > 0 for earlier, later in pairwise(grid)):
+        raise LatentODEError(
+            f"dopri5_solve needs strictly increasing or strictly decreasing times, got "
+            f"{grid[:6]}{'...' if len(grid) > 6 else ''}."
+        )
     like = {"dtype": y0.dtype, "device": y0.device}
 
     def call(t: float, y: torch.Tensor) -> torch.Tensor:
