@@ -95,6 +95,22 @@ def test_log_marginal_matches_scipy():
             assert got[b, c].item() == pytest.approx(want, rel=1e-10)
 
 
+def test_log_marginal_with_gradients_equals_the_in_place_path_and_passes_gradcheck():
+    """The kernel is built in place unless autograd records it: both give the same
+    density, and the recorded one has the right gradient in v, ℓ and n."""
+    times, _, residuals, mask = _random_problem(2)
+    t, r, m = torch.tensor(times), torch.tensor(residuals[0]), torch.tensor(mask)
+    v, ell, n, smooth = PROCESS.tensors(t)
+    plain = residual_log_marginal(t, r, m, (v, ell, n, smooth))
+
+    def density(v, ell, n):
+        return residual_log_marginal(t, r, m, (v, ell, n, smooth))
+
+    leaves = [x.detach().clone().requires_grad_() for x in (v, ell, n)]
+    torch.testing.assert_close(density(*leaves), plain, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(density, tuple(leaves), eps=1e-6, atol=1e-6)
+
+
 def test_predictive_log_density_is_the_joint_minus_the_given_part():
     """With ``given`` points the density is log p(r) - log p(r_given) (scipy, dense),
     whatever the order of given and other points in time."""

@@ -261,9 +261,39 @@ def _row_kernel(
     """The row's channel's covariance at |t - t'| = gaps [R, K1, K2] → [R, K1, K2]."""
     variance, lengthscale, _, smooth = params
     c = rows.channel
-    return variance[c].view(-1, 1, 1) * _correlation(
-        gaps / lengthscale[c].view(-1, 1, 1), smooth[c]
-    )
+    if _tracks_gradients(params):
+        return variance[c].view(-1, 1, 1) * _correlation(
+            gaps / lengthscale[c].view(-1, 1, 1), smooth[c]
+        )
+    rate, v, s = _row_rates(rows, params, gaps.dtype)
+    return _kernel_of_scaled_(gaps * rate.unsqueeze(-1), v, s)
+
+
+def _tracks_gradients(params: tuple[torch.Tensor, ...]) -> bool:
+    """Whether autograd records the kernel (v, ℓ or n require grad), which then has to be
+    built out of place."""
+    return torch.is_grad_enabled() and any(p.requires_grad for p in params[:3])
+
+
+def _row_rates(
+    rows: ObservedRows, params: tuple[torch.Tensor, ...], dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row: the rate [R, 1] that turns a time gap into the kernel's ``x`` (1/ℓ for OU,
+    √3/ℓ for Matérn-3/2), and the variance and Matérn flag as [R, 1, 1]."""
+    variance, lengthscale, _, smooth = params
+    c = rows.channel
+    s = smooth[c].to(dtype)  # [R] 1 for Matérn-3/2 rows
+    rate = ((1.0 + (math.sqrt(3.0) - 1.0) * s) / lengthscale[c]).unsqueeze(-1)  # [R, 1]
+    return rate, variance[c].view(-1, 1, 1), s.view(-1, 1, 1)
+
+
+def _kernel_of_scaled_(x: torch.Tensor, v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``v (1 + s x) exp(-x)`` from scaled gaps ``x`` [R, K1, K2], which it overwrites (one
+    exponential and few passes over the large tensor; no autograd)."""
+    if not bool(s.any()):  # v exp(-x)
+        return x.neg_().exp_().mul_(v)
+    poly = torch.addcmul(v, v * s, x)  # v (1 + s x)
+    return x.neg_().exp_().mul_(poly)
 
 
 @torch.no_grad()
@@ -271,19 +301,11 @@ def _cross_covariance(
     rows: ObservedRows, t1: torch.Tensor, t2: torch.Tensor, params: tuple[torch.Tensor, ...]
 ) -> torch.Tensor:
     """The rows' covariance between times t1 [R, K1] and t2 [R, K2] → [R, K1, K2]: the
-    values of ``_row_kernel(rows, time_gaps(t1, t2), params)`` in fewer passes over the
-    large result (times scaled per row before the gaps, the kernel's polynomial and the
-    variance in one ``addcmul``), for the kriging's cross-covariances at prediction."""
-    variance, lengthscale, _, smooth = params
-    c = rows.channel
-    s = smooth[c].to(t1.dtype)  # [R] 1 for Matérn-3/2 rows
-    rate = ((1.0 + (math.sqrt(3.0) - 1.0) * s) / lengthscale[c]).unsqueeze(-1)  # [R, 1]
+    values of ``_row_kernel(rows, time_gaps(t1, t2), params)`` with the times scaled per
+    row before the gaps, for the kriging's cross-covariances at prediction."""
+    rate, v, s = _row_rates(rows, params, t1.dtype)
     x = ((t1 * rate).unsqueeze(-1) - (t2 * rate).unsqueeze(-2)).abs_()  # [R, K1, K2]
-    v = variance[c].view(-1, 1, 1)
-    if not bool(s.any()):  # v exp(-x)
-        return x.neg_().exp_().mul_(v)
-    poly = torch.addcmul(v, v * s.view(-1, 1, 1), x)  # v (1 + s x)
-    return x.neg_().exp_().mul_(poly)
+    return _kernel_of_scaled_(x, v, s)
 
 
 def time_gaps(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
@@ -298,10 +320,16 @@ def _row_cholesky(
     between them); padding gets an identity row and column, so it carries no
     information and no determinant."""
     valid = rows.valid.to(gaps.dtype)
-    pair = valid.unsqueeze(-1) * valid.unsqueeze(-2)
-    cov = _row_kernel(rows, gaps, params) * pair
-    diag = valid * params[2][rows.channel].unsqueeze(-1) + (1.0 - valid)
-    return torch.linalg.cholesky(cov + torch.diag_embed(diag))
+    diag = valid * params[2][rows.channel].unsqueeze(-1) + (1.0 - valid)  # [R, K]
+    if _tracks_gradients(params):
+        pair = valid.unsqueeze(-1) * valid.unsqueeze(-2)
+        cov = _row_kernel(rows, gaps, params) * pair
+        return torch.linalg.cholesky(cov + torch.diag_embed(diag))
+    cov = _row_kernel(rows, gaps, params)  # a fresh tensor: built up in place
+    if not bool(rows.valid.all()):
+        cov.mul_(valid.unsqueeze(-1)).mul_(valid.unsqueeze(-2))
+    cov.diagonal(dim1=-2, dim2=-1).add_(diag)
+    return torch.linalg.cholesky(cov)
 
 
 def scored_terms(
