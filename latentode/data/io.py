@@ -16,6 +16,7 @@ silently: dropping needs an explicit argument (``channels=``, ``drop_empty=True`
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -387,17 +388,23 @@ def _build(
         )
     if empty_series.size == len(id_values) and whole_file:
         raise LatentODEError(f"{src.what}: no series left with an observed value.")
-    bounds = np.r_[0, np.cumsum(counts)]
+    # Python lists, not numpy scalars, in the loop over series (~3x faster for 5,000)
+    bounds = np.r_[0, np.cumsum(counts)].tolist()
+    id_list = [as_python(i) for i in id_values.tolist()]
+    static_rows = list(static) if static_cols else [None] * len(id_values)
+    labels = [None] * len(id_values)
+    if label is not None:
+        labels = [None if math.isnan(v) else v for v in label.astype(float).tolist()]
     series_list = [
         Series(
-            as_python(id_values[k]),
+            id_list[k],
             times[bounds[k] : bounds[k + 1]],
             values[bounds[k] : bounds[k + 1]],
             observed[bounds[k] : bounds[k + 1]],
-            static[k] if static_cols else None,
-            None if label is None or np.isnan(label[k]) else float(label[k]),
+            static_rows[k],
+            labels[k],
         )
-        for k in np.flatnonzero(counts)
+        for k in np.flatnonzero(counts).tolist()
     ]
     return SeriesDataset(
         series_list,
