@@ -127,6 +127,8 @@ def test_single_time_returns_the_start() -> None:
     y0 = torch.ones(3, dtype=DT)
     out = dopri5_solve(lambda t, y: -y, y0, torch.zeros(1, dtype=DT), rtol=1e-3, atol=1e-4)
     assert out.shape == (1, 3) and torch.equal(out[0], y0)
+    empty = dopri5_solve(lambda t, y: -y, torch.ones(0, 3), torch.linspace(0, 1, 4), 1e-3, 1e-4)
+    assert empty.shape == (4, 0, 3)  # an empty batch: nothing to integrate, no step loop
 
 
 def test_error_norm_steers_the_steps() -> None:

@@ -122,6 +122,8 @@ def test_a_batch_without_positions_gives_the_zero_state() -> None:
     lengths = torch.zeros(5, dtype=torch.long)
     got = net.final_state(times[:, :0], values[:, :0], mask[:, :0], lengths, reverse=True)
     torch.testing.assert_close(got, torch.zeros(5, 6, dtype=DT))
+    none = net.final_state(times[:0], values[:0], mask[:0], lengths[:0], reverse=True)
+    assert none.shape == (0, 6)  # and a batch of no series, no state
 
 
 def test_fused_pass_when_every_position_is_read() -> None:

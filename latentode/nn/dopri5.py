@@ -116,6 +116,8 @@ def dopri5_solve(
     grid = [float(t) for t in times.detach().cpu().double()]
     if len(grid) < 2:
         return y0.unsqueeze(0)
+    if y0.numel() == 0:  # nothing to integrate (an empty batch)
+        return y0.new_zeros(len(grid), *y0.shape)
     if not bool(torch.isfinite(y0.detach()).all()):
         raise NonFiniteSolve("non-finite values in the initial state")
     direction = 1.0 if grid[-1] > grid[0] else -1.0

@@ -91,7 +91,7 @@ def pack_steps(
     counts = tuple(int(c) for c in active.sum(1).tolist())
     return PackedSteps(
         scales=(gaps.reshape(-1)[rows] * (1.0 / n_euler)).unsqueeze(-1),
-        inputs=inputs.reshape(n_steps * n_batch, -1)[rows],
+        inputs=inputs.reshape(n_steps * n_batch, inputs.shape[-1])[rows],
         update=update.reshape(-1)[rows].unsqueeze(-1),
         order=order,
         counts=counts,
@@ -123,8 +123,8 @@ def fused_final_state(
         cell's parameters (not in ``gaps`` or ``inputs``, which are data).
     """
     n_euler = max(1, math.ceil(1.0 / solver.step_size - 1e-9))
-    if inputs.shape[0] == 0:  # no position to read: the zero state, which no weight moves
-        return inputs.new_zeros(inputs.shape[1], cell.hidden_size)
+    if inputs.shape[0] == 0 or inputs.shape[1] == 0:  # no position or no series: zeros,
+        return inputs.new_zeros(inputs.shape[1], cell.hidden_size)  # which no weight moves
     field.nfe.forward += n_euler * gaps.shape[0]
     packed = pack_steps(gaps, inputs, update, n_euler)
     linears = [m for m in field.net if isinstance(m, nn.Linear)]
