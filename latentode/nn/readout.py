@@ -7,7 +7,7 @@ of time 0 (targets before a series' first context time), an adaptive solver runs
 directions as one solve of the doubled state on a shared clock, each half held to the
 tolerance it would have alone, when the state is small enough for the solver's per-step
 overhead to dominate (:data:`JOINT_SOLVE_MAX_ELEMENTS`). The solution is saved on a
-uniform grid ``t_k = k h`` (0 among them, from torchdiffeq's dense output) and each
+uniform grid ``t_k = k h`` (0 among them, from the solver's dense output) and each
 series' query times are read off it by quintic Hermite interpolation, with first and
 second derivatives from seven-point differences of the grid states. The vector field
 is called by the solver only, and no Python loop over series or times is involved.

@@ -218,8 +218,9 @@ class _Counted:
         return self.func(t, y)
 
 
-def _translate(error: AssertionError, config: SolverConfig) -> Exception:
-    """torchdiffeq's assertion → a latentode error that says what to do."""
+def _translate(error: Exception, config: SolverConfig) -> Exception:
+    """A solver's failure (torchdiffeq's assertion, or our dopri5 loop's error) → a
+    latentode error that says what to do; any other error is returned as it is."""
     message = str(error)
     if "max_num_steps exceeded" in message:
         return ODEStepLimitError(
@@ -288,6 +289,8 @@ def solve(
                 f"max_steps={config.max_steps}. Use a larger step_size or raise max_steps."
             )
     counter = nfe if nfe is not None else nfe_counter(func)
+    if config.method == "dopri5" and not config.adjoint:
+        return _own_dopri5(func, y0, t, config, counter, norm)
     counted = func if counter is None else _Counted(func, counter)
     kwargs = {
         "rtol": config.rtol,
@@ -297,8 +300,6 @@ def solve(
     }
     if norm is not None and config.adaptive:
         kwargs["options"] = {**kwargs["options"], "norm": norm}
-    if config.method == "dopri5" and not config.adjoint:
-        return _own_dopri5(func, y0, t, config, counter, norm)
     try:
         if not config.adjoint:
             return odeint(counted, y0, t, **kwargs)
@@ -342,7 +343,7 @@ def _own_dopri5(
             on_eval=None if counter is None else count,
         )
     except (StepLimitExceeded, NonFiniteSolve) as error:
-        raise _translate(AssertionError(str(error)), config) from error
+        raise _translate(error, config) from error
 
 
 # Explicit Runge-Kutta tableaux (c, a, b), the same formulas as torchdiffeq's fixed-grid
