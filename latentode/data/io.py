@@ -426,7 +426,9 @@ def _parse_keys(frame: pd.DataFrame, src: Source, spec: ColumnSpec, ids_from_tex
     """(``parse_ids``, ``parse_times``) of every row: (code [N], ids [K]) and (times [N],
     axis, rank). On a large frame the two run in two threads: the time column's grouping
     (Arrow, numpy) runs outside the GIL while the ids' holds it, so together they take
-    ~the longer one. An error in the ids is raised first, as in a sequential parse."""
+    ~the longer one. An error in the ids is raised first, as in a sequential parse. The two
+    share no state; the times' parse silences pandas' datetime-format warnings with
+    ``warnings.catch_warnings`` (process-wide), and the ids' parse emits none."""
     ids, times = frame[spec.id_col], frame[spec.time_col]
 
     def parse_the_ids():
