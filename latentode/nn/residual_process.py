@@ -321,14 +321,11 @@ def _row_cholesky(
     information and no determinant."""
     valid = rows.valid.to(gaps.dtype)
     diag = valid * params[2][rows.channel].unsqueeze(-1) + (1.0 - valid)  # [R, K]
-    if _tracks_gradients(params):
-        pair = valid.unsqueeze(-1) * valid.unsqueeze(-2)
-        cov = _row_kernel(rows, gaps, params) * pair
-        return torch.linalg.cholesky(cov + torch.diag_embed(diag))
-    cov = _row_kernel(rows, gaps, params)  # a fresh tensor: built up in place
-    if not bool(rows.valid.all()):
-        cov.mul_(valid.unsqueeze(-1)).mul_(valid.unsqueeze(-2))
-    cov.diagonal(dim1=-2, dim2=-1).add_(diag)
+    cov = _row_kernel(rows, gaps, params)  # a fresh tensor
+    if not bool(rows.valid.all()):  # padding rows and columns to 0
+        row, col = valid.unsqueeze(-1), valid.unsqueeze(-2)
+        cov = cov * row * col if _tracks_gradients(params) else cov.mul_(row).mul_(col)
+    cov.diagonal(dim1=-2, dim2=-1).add_(diag)  # autograd-safe: no node saved cov
     return torch.linalg.cholesky(cov)
 
 
