@@ -530,6 +530,23 @@ def test_long_variable_names_stay_text_as_written(tmp_path, names, want):
         assert ds[0].values[t, want.index(n)] == t + 1
 
 
+def test_categorical_columns_read_as_their_values():
+    """Categorical id and variable columns are read by their codes: the dataset of the
+    same columns as text, and a category that no row holds is no series or channel."""
+    kw = dict(id_col="pid", time_col="t", format="long", variable_col="param", value_col="val")
+    coded = LONG.assign(
+        pid=pd.Categorical(LONG["pid"], categories=["x9", "42", "007"]),
+        param=pd.Categorical(LONG["param"], categories=["unused", "Temp", "HR"]),
+    )
+    got = lo.from_dataframe(coded, **kw)
+    assert got.ids == ["007", "42"] and got.channels == ("HR", "Temp")
+    assert_same_dataset(got, lo.from_dataframe(LONG, **kw))
+    # a missing name is still refused, with its row
+    gap = coded.assign(param=coded["param"].where(np.arange(len(coded)) != 5))
+    with pytest.raises(LatentODEError, match="row with index 5: missing variable name"):
+        lo.from_dataframe(gap, **kw)
+
+
 # ---- empty series and channels --------------------------------------------------------
 
 

@@ -292,6 +292,12 @@ def _build(
         )  # [N, C]
         ctx = MergeContext(src, names, id_values, axis, duplicates)
         ids, times, values, observed = merge_rows(id_code, times, values, ctx, rank)
+        # rows that observe no channel carry no data: leave them out of the series
+        has_obs = observed.any(axis=1)
+        if not has_obs.all():
+            ids, times = ids[has_obs], times[has_obs]
+            values, observed = values[has_obs], observed[has_obs]
+        per_channel = np.count_nonzero(observed, axis=0)  # [C] observed values
     else:
         var_code, var_names = parse_variables(frame[variable_col], src, variable_col)
         vals = parse_values(frame[value_col], src, f"column {value_col!r}")  # [N]
@@ -330,8 +336,10 @@ def _build(
             rows = np.flatnonzero(use)
             cells = (id_code[rows], times[rows], chan[rows], vals[rows], rows)
             ids, times, values, observed = to_grid(
-                *cells, ctx, None if rank is None else rank[rows]
+                *cells, ctx, None if rank is None else rank.take(rows)
             )
+        # every row of the grid holds a cell; a channel with a cell has a value
+        per_channel = np.bincount(cells[2], minlength=len(names))  # [C] cells
 
     # per-series static covariates and labels, checked over every row of the series
     static = np.full((len(id_values), len(static_cols)), np.nan)  # [K, S]
@@ -350,18 +358,9 @@ def _build(
         label_name = str(label_table.name)
         label = _match_labels(label_table, id_values)
 
-    # rows that observe no channel carry no data: leave them out of the series
-    has_obs = observed.any(axis=1)
-    if not has_obs.all():
-        ids, times, values, observed = (
-            ids[has_obs],
-            times[has_obs],
-            values[has_obs],
-            observed[has_obs],
-        )
     counts = np.bincount(ids, minlength=len(id_values))  # [K] observed rows per series
     empty_series = np.flatnonzero(counts == 0)
-    empty_chans = np.flatnonzero(np.count_nonzero(observed, axis=0) == 0)
+    empty_chans = np.flatnonzero(per_channel == 0)
     if not whole_file:
         empty_chans = empty_chans[:0]
     if (empty_series.size or empty_chans.size) and not spec.drop_empty:

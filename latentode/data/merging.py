@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latentode.data.parse import Source, as_python
+from latentode.data.parse import Source, TimeRanks, as_python
 from latentode.data.time_axis import TimeAxis
 from latentode.errors import LatentODEError
 
@@ -32,7 +32,7 @@ class MergeContext:
         return str(user) if self.axis.is_datetime else f"{float(user)!r}"
 
 
-def _by_time(ids: np.ndarray, times: np.ndarray, rank=None):
+def _by_time(ids: np.ndarray, times: np.ndarray, rank: TimeRanks | None = None):
     """Rows [N] → (order, ids [N], times [N], first [N]) sorted by (id, time).
 
     ``order`` is the stable permutation applied, or None when the rows were already in
@@ -54,12 +54,14 @@ def _by_time(ids: np.ndarray, times: np.ndarray, rank=None):
     return order, ids, times, first
 
 
-def _stable_order(ids: np.ndarray, times: np.ndarray, rank=None) -> np.ndarray:
-    """Stable argsort by (id code, time): one sort of unique int64 keys, several times
-    faster than ``np.lexsort`` on a million rows. ``rank`` [N]: the times' ranks, if known."""
+def _stable_order(ids: np.ndarray, times: np.ndarray, ranks: TimeRanks | None = None):
+    """Stable argsort [N] by (id code, time): one sort of unique int64 keys, several times
+    faster than ``np.lexsort`` on a million rows. ``ranks``: the times' ranks, if known."""
     n = len(ids)
-    if rank is None:
+    if ranks is None:
         rank = np.unique(times, return_inverse=True)[1]  # [N]
+    else:
+        rank = ranks.ranks()
     n_times, n_ids = int(rank.max()) + 1, int(ids.max()) + 1
     if n_ids * n_times * n >= 2**62:
         return np.lexsort((times, ids))
@@ -67,7 +69,7 @@ def _stable_order(ids: np.ndarray, times: np.ndarray, rank=None) -> np.ndarray:
     return np.argsort(key)
 
 
-def merge_rows(ids, times, values, ctx: MergeContext, rank=None):
+def merge_rows(ids, times, values, ctx: MergeContext, rank: TimeRanks | None = None):
     """Wide rows → sorted by (id, time), rows with the same (id, time) merged per channel.
 
     Returns ids [R], times [R], values [R, C] and the observed mask [R, C].
@@ -83,7 +85,7 @@ def merge_rows(ids, times, values, ctx: MergeContext, rank=None):
     return to_grid(ids[r], times[r], c, values[r, c], rows[r], ctx)
 
 
-def to_grid(ids, times, chan, vals, rows, ctx: MergeContext, rank=None):
+def to_grid(ids, times, chan, vals, rows, ctx: MergeContext, rank: TimeRanks | None = None):
     """Observed cells (id, time, channel, value) [N] → one row per (id, time).
 
     Returns ids [R], times [R], values [R, C] (NaN where not observed) and the observed

@@ -49,11 +49,18 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     Files are usually grouped by id and time, so equal values come in runs: hashing only
     the first value of each run is several times faster than hashing every row. A text
     column of pandas' Arrow-backed string dtype is factorised by Arrow directly (a copy
-    to Python objects would cost more than the hashing), a categorical one by its codes.
+    to Python objects would cost more than the hashing); a categorical one is its codes,
+    less the categories no row holds.
     """
-    if isinstance(values, pd.Series) and isinstance(
-        values.dtype, (pd.StringDtype, pd.CategoricalDtype)
-    ):
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy().astype(np.int64)  # -1 = missing
+        categories = np.asarray(values.cat.categories, dtype=object)
+        used = np.bincount(codes + 1, minlength=len(categories) + 1)[1:] > 0
+        if not used.all():  # a category no row holds is no value of the column
+            codes = np.r_[-1, np.cumsum(used) - 1][codes + 1]
+            categories = categories[used]
+        return codes, categories
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
         codes, uniques = pd.factorize(values)
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
@@ -83,12 +90,11 @@ def _missing_or_blank(codes: np.ndarray, stripped: np.ndarray) -> np.ndarray:
 def _sorted_codes(codes: np.ndarray, uniques) -> tuple[np.ndarray, np.ndarray]:
     """Codes into ``uniques`` → codes into the sorted distinct values (equal values merge)."""
     codes2, distinct = pd.factorize(np.asarray(uniques))
-    codes = codes2[codes]
     distinct = np.asarray(distinct)
     order = np.argsort(distinct, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return rank[codes], distinct[order]
+    return rank[codes2][codes], distinct[order]  # composed on [K] first: one gather of [N]
 
 
 def parse_ids(col: pd.Series, src: Source, name: str, from_text: bool):
@@ -142,16 +148,35 @@ def parse_variables(col: pd.Series, src: Source, name: str) -> tuple[np.ndarray,
         pos = int(np.flatnonzero(missing)[0])
         raise LatentODEError(f"{src.row(pos)}: missing variable name in column {name!r}.")
     codes2, distinct = pd.factorize(np.array([str(u) for u in uniques], dtype=object))
-    return codes2[codes], [str(d) for d in distinct]
+    if len(distinct) < len(uniques):  # values with equal text (1 and "1") are one name
+        codes = codes2[codes]
+    return codes, [str(d) for d in distinct]
+
+
+@dataclass(frozen=True)
+class TimeRanks:
+    """The rank of each row's time (equal times, equal rank), formed only if rows need
+    sorting: from the distinct times it costs a sort of those, not of every row."""
+
+    codes: np.ndarray  # [N] each row's distinct time
+    distinct: np.ndarray  # [K] float64
+
+    def take(self, rows: np.ndarray) -> TimeRanks:
+        """The ranks of ``rows`` [M] only."""
+        return TimeRanks(self.codes[rows], self.distinct)
+
+    def ranks(self) -> np.ndarray:
+        """int64 [N]."""
+        return np.unique(self.distinct, return_inverse=True)[1][self.codes]
 
 
 def parse_times(col: pd.Series, src: Source, name: str, unit: str):
-    """Time column → (float64 [N] in ``unit``, TimeAxis, int64 rank [N] of each time or None).
+    """Time column → (float64 [N] in ``unit``, TimeAxis, :class:`TimeRanks` or None).
 
     Every row needs a finite time. Numbers stay numbers; text is parsed once per distinct
     value, as numbers if every value is one, else as datetimes (ISO 8601 first, then any
-    format pandas recognises). The rank (equal times, equal rank) comes for free from the
-    distinct values and spares a sort of all rows when they need ordering.
+    format pandas recognises). The ranks come for free from the distinct values and spare
+    a sort of all rows when they need ordering.
     """
     rank = None
     if pd.api.types.is_bool_dtype(col.dtype):
@@ -192,7 +217,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
         times = times_u[codes] if len(times_u) else np.full(len(col), np.nan)
         times[codes < 0] = np.nan
         if len(times_u):
-            rank = np.unique(times_u, return_inverse=True)[1][codes]
+            rank = TimeRanks(codes, times_u)
     missing = np.isnan(times)
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
