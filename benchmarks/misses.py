@@ -41,14 +41,14 @@ import pandas as pd
 from harness import parse_set_params
 
 HERE = Path(__file__).resolve().parent
-DATA_DIRS = (HERE / "data" / "real", HERE / "data" / "more_real", HERE / "data" / "check_real")
+DATA_DIRS = tuple(HERE / "data" / d for d in ("real", "more_real", "check_real", "held_real"))
 
 
 # ---------------------------------------------------------------- interpolation
 
 
 def _set_path(name: str) -> dict[str, Path]:
-    """``{name: its CSV}`` from the first of the three real-data folders that holds it."""
+    """``{name: its CSV}`` from the first of the real-data folders that holds it."""
     for folder in DATA_DIRS:
         if (folder / f"{name}.csv").exists():
             return {name: folder / f"{name}.csv"}
@@ -270,7 +270,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{args.set}: interpolation error of LatentODE() by position and series\n")
         print(interp_tables(interp_diagnosis(args.set, seeds, params)))
     elif args.what == "coverage":
-        names = ("accuracy_real.json", "accuracy_more_real.json", "accuracy_check_real.json")
+        names = (
+            "accuracy_real.json",
+            "accuracy_more_real.json",
+            "accuracy_check_real.json",
+            "accuracy_held_real.json",
+        )
         paths = args.results or [
             acc.RESULTS_DIR / n for n in names if (acc.RESULTS_DIR / n).exists()
         ]

@@ -64,17 +64,25 @@ def test_coverage_pools_the_seeds_counts(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, n_series, channels",
+    "folder, name, n_series, channels",
     [
-        ("pbcseq", 312, 7),
-        ("dietox", 72, 2),
-        ("glucose", 36, 1),
-        ("fatigue", 21, 1),
-        ("btheb", 100, 1),
+        ("check_real", "pbcseq", 312, 7),
+        ("check_real", "dietox", 72, 2),
+        ("check_real", "glucose", 36, 1),
+        ("check_real", "fatigue", 21, 1),
+        ("check_real", "btheb", 100, 1),
+        ("held_real", "igf", 10, 1),
+        ("held_real", "tetracycline", 20, 1),
+        ("held_real", "blackmore", 231, 1),
+        ("held_real", "utidata", 72, 1),
+        ("held_real", "early", 103, 1),
+        ("held_real", "ratweight", 27, 1),
+        ("held_real", "produc", 48, 4),
+        ("held_real", "grunfeld", 10, 3),
     ],
 )
-def test_check_sets_read_whole(name, n_series, channels):
-    path = BENCHMARKS / "data" / "check_real" / f"{name}.csv"
+def test_check_sets_read_whole(folder, name, n_series, channels):
+    path = BENCHMARKS / "data" / folder / f"{name}.csv"
     ds = lo.read_csv(path, id_col="series_id", time_col="time")
     raw = pd.read_csv(path, dtype={"series_id": str})
     assert (len(ds), len(ds.channels)) == (n_series, channels)
