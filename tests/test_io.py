@@ -15,6 +15,7 @@ import pytest
 
 import latentode as lo
 from latentode import LatentODEError
+from latentode.data.io import HEAD_BYTES
 
 # ---- helpers ------------------------------------------------------------------------
 
@@ -545,6 +546,67 @@ def test_categorical_columns_read_as_their_values():
     gap = coded.assign(param=coded["param"].where(np.arange(len(coded)) != 5))
     with pytest.raises(LatentODEError, match="row with index 5: missing variable name"):
         lo.from_dataframe(gap, **kw)
+
+
+SPACED_LONG = [  # (the file's text, the same data without the spaces)
+    (
+        "id, time, variable, value\n007, 1.5, HR, 80\n007,\t2, HR, 81\n 42, 1, Temp, 36.6\n",
+        "id,time,variable,value\n007,1.5,HR,80\n007,2,HR,81\n42,1,Temp,36.6\n",
+    ),
+    (  # quoted after a space: "HR,mean" is one name, "007" one id
+        'id,time,variable,value\n "007",1, "HR,mean",80\n"007",2,"HR,mean", 81\n',
+        'id,time,variable,value\n007,1,"HR,mean",80\n007,2,"HR,mean",81\n',
+    ),
+    (  # datetimes, a missing value written " NA", names pandas would read as numbers
+        "id,time,variable,value\na, 2024-01-01 10:00, 01,1\na,2024-01-01 10:30, 2, NA\n"
+        "a,2024-01-01 10:30,01, 3\na,2024-01-01 11:00,2,5\n",
+        "id,time,variable,value\na,2024-01-01 10:00,01,1\na,2024-01-01 10:30,2,\n"
+        "a,2024-01-01 10:30,01,3\na,2024-01-01 11:00,2,5\n",
+    ),
+]
+
+
+@pytest.fixture
+def parses(monkeypatch) -> list:
+    """The ``skipinitialspace`` of each ``pandas.read_csv`` call, in order."""
+    calls = []
+    read = pd.read_csv
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("skipinitialspace"))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counted)
+    return calls
+
+
+@pytest.mark.parametrize("spaced, plain", SPACED_LONG)
+@pytest.mark.parametrize("where", ["first lines", "deep in the file"])
+def test_spaces_after_delimiters_are_skipped(tmp_path, parses, spaced, plain, where):
+    """A file whose first lines have no spaces after delimiters is parsed first with
+    them kept, which is faster; text that begins with a space (or a quote after one) is
+    read again skipping them. Either way the data is that of the same file without the
+    spaces, and a file without such spaces is parsed once."""
+    header, rows = plain.split("\n", 1)
+    stamp = "2024-02-01 0{}:00" if "2024" in rows else "{}"  # the case's kind of time
+    filler = "".join(f"z{k // 4},{stamp.format(k % 4)},HR,{k}\n" for k in range(8_000))
+    assert len(filler) > HEAD_BYTES  # "deep in the file" is past what the sniff reads
+    if where == "deep in the file":
+        spaced = header + "\n" + filler + spaced.split("\n", 1)[1]
+        plain = header + "\n" + filler + rows
+    want = lo.read_csv(write(tmp_path, "plain.csv", plain), format="long")
+    assert parses[:1] == [False] and True not in parses  # no second reading
+    parses.clear()
+    got = lo.read_csv(write(tmp_path, "spaced.csv", spaced), format="long")
+    assert parses[0] is (where == "first lines") and parses[-1] is True
+    assert_same_dataset(got, want)
+
+
+def test_spaced_wide_file_and_header_read_as_without_spaces(tmp_path):
+    spaced = "id, time, hr, bp\n1, 0.5, 71, \n1, 1.0, , 120\n2, 0.0, 80, 110\n"
+    want = lo.read_csv(write(tmp_path, "w.csv", spaced.replace(" ", "")))
+    assert_same_dataset(lo.read_csv(write(tmp_path, "ws.csv", spaced)), want)
+    assert want.channels == ("hr", "bp") and want.n_observed == 4
 
 
 # ---- empty series and channels --------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,28 @@ from latentode.errors import LatentODEError
 _INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # plain integers: no "007", "+7" or "-0"
 
 
+class LeadingSpace(Exception):
+    """A text value of a file read with the spaces after its delimiters kept begins with
+    whitespace: the reader reads the file again, skipping them (see ``Source``)."""
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where the rows came from, for error messages."""
+    """Where the rows came from, for error messages.
+
+    ``spaces_kept``: the file was parsed without ``skipinitialspace``. Numbers parse the
+    same either way, but text would keep a leading space (and a quote after one), so
+    the parsers of ids, names and time text raise :class:`LeadingSpace` on such a value.
+    """
 
     name: str | None  # file name, or None for a DataFrame
     index: pd.Index  # the frame's index (row positions for files)
+    spaces_kept: bool = field(default=False, kw_only=True)
+
+    def refuse_leading_space(self, values) -> None:
+        """Raise LeadingSpace if spaces were kept and a distinct text value starts with one."""
+        if self.spaces_kept and any(isinstance(v, str) and v[:1].isspace() for v in values):
+            raise LeadingSpace
 
     def row(self, pos: int) -> str:
         if self.name is None:
@@ -116,6 +132,7 @@ def parse_ids(col: pd.Series, src: Source, name: str, from_text: bool):
         missing = col.isna().to_numpy()
     else:
         codes, uniques = _factorize(col)
+        src.refuse_leading_space(uniques)
         text = np.array([str(u).strip() for u in uniques], dtype=object)
         missing = _missing_or_blank(codes, text)
     if missing.any():
@@ -143,6 +160,7 @@ def parse_variables(col: pd.Series, src: Source, name: str) -> tuple[np.ndarray,
     """Long format's variable-name column → (code [N], names); a name is the cell's text.
     A missing or blank (whitespace-only) name raises."""
     codes, uniques = _factorize(col)
+    src.refuse_leading_space(uniques)
     missing = _missing_or_blank(codes, np.array([str(u).strip() for u in uniques], dtype=object))
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
@@ -191,6 +209,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
         times, axis = col.to_numpy(dtype=np.float64, na_value=np.nan), TimeAxis(unit=unit)
     else:
         codes, uniques = _factorize(col)  # code -1 = missing
+        src.refuse_leading_space(uniques)
         uniques = pd.Series(np.asarray(uniques, dtype=object))
         as_num = _all_numbers(uniques)
         if as_num is not None:
