@@ -80,7 +80,7 @@ def read_csv(
             with _csv_errors(path):
                 frame = pd.read_csv(path, **_csv_options(spec, sep, True, skip_spaces))
                 frame = _variables_as_text(frame, path, spec, sep, skip_spaces)
-            if not skip_spaces and any(str(c)[:1].isspace() for c in frame.columns):
+            if not skip_spaces and any(str(c).startswith(" ") for c in frame.columns):
                 raise LeadingSpace
             _check_header(path, frame.columns, sep)
             src = Source(path.name, frame.index, spaces_kept=not skip_spaces)
@@ -95,15 +95,14 @@ HEAD_BYTES = 1 << 16
 
 
 def _spaced_head(path: Path, sep: str) -> bool:
-    """Whether a space or a tab follows a delimiter or starts a line in the first
+    """Whether a space follows a delimiter or starts a line in the first
     :data:`HEAD_BYTES` of the file (such files tend to have them throughout)."""
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
     except OSError:  # the reading reports it
         return True
-    after = [(sep + " ").encode(), (sep + "\t").encode(), b"\n ", b"\n\t"]
-    return head[:1] in (b" ", b"\t") or any(pair in head for pair in after)
+    return head[:1] == b" " or (sep + " ").encode() in head or b"\n " in head
 
 
 def _check_path(path: str | Path) -> Path:

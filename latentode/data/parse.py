@@ -23,16 +23,17 @@ _INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # plain integers: no "007", "+7" or "-
 
 class LeadingSpace(Exception):
     """A text value of a file read with the spaces after its delimiters kept begins with
-    whitespace: the reader reads the file again, skipping them (see ``Source``)."""
+    a space: the reader reads the file again, skipping them (see ``Source``)."""
 
 
 @dataclass(frozen=True)
 class Source:
     """Where the rows came from, for error messages.
 
-    ``spaces_kept``: the file was parsed without ``skipinitialspace``. Numbers parse the
-    same either way, but text would keep a leading space (and a quote after one), so
-    the parsers of ids, names and time text raise :class:`LeadingSpace` on such a value.
+    ``spaces_kept``: the file was parsed without ``skipinitialspace`` (which skips spaces,
+    not tabs, at the start of a field). Numbers parse the same either way, but text
+    would keep a leading space (and a quote after one), so the parsers of ids, names and
+    time text raise :class:`LeadingSpace` on such a value.
     """
 
     name: str | None  # file name, or None for a DataFrame
@@ -40,9 +41,11 @@ class Source:
     spaces_kept: bool = field(default=False, kw_only=True)
 
     def refuse_leading_space(self, values) -> None:
-        """Raise LeadingSpace if spaces were kept and a distinct text value starts with one."""
-        if self.spaces_kept and any(isinstance(v, str) and v[:1].isspace() for v in values):
-            raise LeadingSpace
+        """Raise LeadingSpace if spaces were kept and a distinct value starts with one."""
+        if self.spaces_kept:
+            joined = "\n".join(map(str, values))  # one search instead of a loop over values
+            if joined.startswith(" ") or "\n " in joined:  # (or a newline in a quoted value)
+                raise LeadingSpace
 
     def row(self, pos: int) -> str:
         if self.name is None:
