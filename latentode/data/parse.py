@@ -44,7 +44,8 @@ class Source:
         """Raise LeadingSpace if spaces were kept and a distinct value starts with one."""
         if self.spaces_kept:
             joined = "\n".join(map(str, values))  # one search instead of a loop over values
-            if joined.startswith(" ") or "\n " in joined:  # (or a newline in a quoted value)
+            # (a value holding a newline and a space only costs a needless second reading)
+            if joined.startswith(" ") or "\n " in joined:
                 raise LeadingSpace
 
     def row(self, pos: int) -> str:
