@@ -871,7 +871,7 @@ def test_errors_are_value_errors_and_never_pandas_errors(tmp_path):
 def test_threaded_key_parse_reads_the_same_and_reports_ids_first(tmp_path, monkeypatch, fmt):
     """Ids and times of large files are parsed in two threads: the same dataset as the
     sequential parse, and with a bad id and a bad time the id's error, as before."""
-    from latentode.data import io as data_io
+    from latentode.data import build as data_build
 
     if fmt == "wide":
         text = "id,time,x,y\nb,2024-01-01 00:05,1,\nb,2024-01-01 00:01,2,3\na,2024-01-02,,4\n"
@@ -883,7 +883,7 @@ def test_threaded_key_parse_reads_the_same_and_reports_ids_first(tmp_path, monke
     path = write(tmp_path, "keys.csv", text)
     read = {}
     for mode, threshold in (("threads", 1), ("sequential", 10**9)):
-        monkeypatch.setattr(data_io, "THREADED_PARSE_MIN_ROWS", threshold)
+        monkeypatch.setattr(data_build, "THREADED_PARSE_MIN_ROWS", threshold)
         read[mode] = lo.read_csv(path, format=fmt)
     for got, want in zip(read["threads"], read["sequential"]):
         assert got.id == want.id
@@ -891,5 +891,5 @@ def test_threaded_key_parse_reads_the_same_and_reports_ids_first(tmp_path, monke
         np.testing.assert_array_equal(got.values, want.values)
     assert [s.id for s in read["threads"]] == ["a", "b"]
     bad = write(tmp_path, "bad.csv", "id,time,x\nb,noon,1\n,2024-01-01,2\n")
-    monkeypatch.setattr(data_io, "THREADED_PARSE_MIN_ROWS", 1)
+    monkeypatch.setattr(data_build, "THREADED_PARSE_MIN_ROWS", 1)
     raises(["missing series id"], lo.read_csv, bad)

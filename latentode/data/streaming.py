@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latentode.data.build import build_dataset
 from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
-from latentode.data.io import _build, _check_path, _csv_errors, _csv_options, _label_table
+from latentode.data.io import _check_path, _csv_errors, _csv_options, _label_table
 from latentode.data.parse import Source, as_python
 from latentode.errors import LatentODEError
 
@@ -138,7 +139,7 @@ class _Chunks:
         """Buffer a block of rows; check that every series' rows are contiguous."""
         row0 = self.buf_row + (0 if self.buf is None else len(self.buf))
         text = block[self.id_col].astype(object).str.strip()
-        # a missing id continues the current series; _build reports it with its line
+        # a missing id continues the current series; build_dataset reports it with its line
         keys = text.where(text != "").ffill().fillna(self.last_key or "").to_numpy(dtype=object)
         new = np.empty(len(keys), dtype=bool)
         new[0] = keys[0] != self.last_key
@@ -188,7 +189,7 @@ class _Chunks:
             self.label_used[found] = True
             labels = self.labels.iloc[np.sort(found)]
         src = _FileBlock(self.path.name, rows.index, first_row)
-        ds = _build(rows, src, self.spec, labels, ids_from_text=True, whole_file=False)
+        ds = build_dataset(rows, src, self.spec, labels, ids_from_text=True, whole_file=False)
         if not len(ds):
             return ds
         if self.first is None:
