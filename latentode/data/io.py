@@ -51,7 +51,8 @@ def read_csv(
             ``"long"``), ``variable_col``, ``value_col``, ``channels``, ``static_cols``,
             ``label_col``, ``labels`` (a separate id,label table), ``time_unit``,
             ``duplicates`` and ``drop_empty``, documented there.
-        sep: the field delimiter.
+        sep: the field delimiter. Spaces after it are skipped (``1, 2.5`` reads as
+            ``1,2.5``).
 
     Returns:
         A :class:`SeriesDataset`, series sorted by time.
@@ -70,7 +71,8 @@ def read_csv(
     for skip_spaces in (False, True) if keep_first else (True,):
         try:
             with _csv_errors(path):
-                frame = pd.read_csv(path, **_csv_options(spec, sep, True, skip_spaces))
+                options = _csv_options(spec, sep, categories=True, skip_spaces=skip_spaces)
+                frame = pd.read_csv(path, **options)
                 frame = _variables_as_text(frame, path, spec, sep, skip_spaces)
             if not skip_spaces and any(str(c).startswith(" ") for c in frame.columns):
                 raise LeadingSpace
@@ -144,7 +146,8 @@ def _variables_as_text(
         dtype = dtype.categories.dtype
     if isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype):
         return frame
-    names = pd.read_csv(path, usecols=[col], **_csv_options(spec, sep, False, skip_spaces))[col]
+    options = _csv_options(spec, sep, skip_spaces=skip_spaces)
+    names = pd.read_csv(path, usecols=[col], **options)[col]
     return frame.assign(**{col: names.to_numpy()})
 
 
