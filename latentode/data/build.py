@@ -50,14 +50,14 @@ def build_dataset(
     """
     frame.columns = [str(c) for c in frame.columns]
     _check_columns(frame, src, spec)
-    (id_code, id_values), (times, axis, rank) = _parse_keys(frame, src, spec, ids_from_text)
-    keys = (id_code, id_values, times, axis, rank)
+    (id_code, id_values), (times, axis, ranks) = _parse_keys(frame, src, spec, ids_from_text)
+    keys = (id_code, id_values, times, axis, ranks)
     if spec.format == "wide":
         grid, static_long = _wide_grid(frame, src, spec, *keys), {}
     else:
         grid, static_long = _long_grid(frame, src, spec, *keys, whole_file=whole_file)
-    ids, times, values, observed, names, per_channel = grid
-    ctx = MergeContext(src, names, id_values, axis, spec.duplicates)
+    ids, times, values, observed, ctx, per_channel = grid
+    names = ctx.names
 
     # per-series static covariates and labels, checked over every row of the series
     static_cols, label_col = list(spec.static_cols), spec.label_col
@@ -173,10 +173,11 @@ def _check_columns(frame: pd.DataFrame, src: Source, spec: ColumnSpec) -> None:
         raise LatentODEError(f"{src.what} has a header but no data rows.")
 
 
-def _wide_grid(frame, src: Source, spec: ColumnSpec, id_code, id_values, times, axis, rank):
+def _wide_grid(frame, src: Source, spec: ColumnSpec, id_code, id_values, times, axis, ranks):
     """A wide frame's rows [N] → (ids [R], times [R], values [R, C], observed [R, C],
-    channel names [C], observed values per channel [C]), one row per (id, time) that
-    observes something; the channels are the columns no other role takes."""
+    the MergeContext that names the C channels, observed values per channel [C]), one
+    row per (id, time) that observes something; the channels are the columns no other
+    role takes."""
     reserved = {spec.id_col, spec.time_col, *spec.static_cols}
     if spec.label_col is not None:
         reserved.add(spec.label_col)
@@ -195,17 +196,17 @@ def _wide_grid(frame, src: Source, spec: ColumnSpec, id_code, id_values, times, 
         )
     values = np.column_stack([parse_values(frame[c], src, f"column {c!r}") for c in names])
     ctx = MergeContext(src, names, id_values, axis, spec.duplicates)
-    ids, times, values, observed = merge_rows(id_code, times, values, ctx, rank)
+    ids, times, values, observed = merge_rows(id_code, times, values, ctx, ranks)
     # rows that observe no channel carry no data: leave them out of the series
     has_obs = observed.any(axis=1)
     if not has_obs.all():
         ids, times = ids[has_obs], times[has_obs]
         values, observed = values[has_obs], observed[has_obs]
-    return ids, times, values, observed, names, np.count_nonzero(observed, axis=0)
+    return ids, times, values, observed, ctx, np.count_nonzero(observed, axis=0)
 
 
 def _long_grid(
-    frame, src: Source, spec: ColumnSpec, id_code, id_values, times, axis, rank, *, whole_file
+    frame, src: Source, spec: ColumnSpec, id_code, id_values, times, axis, ranks, *, whole_file
 ):
     """A long frame's measurements [N] → the grid of :func:`_wide_grid`, and the static
     variables given as rows: {name: (rows [M], values [M])}. The channels are the
@@ -246,11 +247,11 @@ def _long_grid(
     else:
         rows = np.flatnonzero(use)
         cells = (id_code[rows], times[rows], chan[rows], vals[rows], rows)
-        rank = None if rank is None else rank.take(rows)
-    ids, times, values, observed = to_grid(*cells, ctx, rank)
+        ranks = None if ranks is None else ranks.take(rows)
+    ids, times, values, observed = to_grid(*cells, ctx, ranks)
     # every row of the grid holds a cell; a channel with a cell has a value
     per_channel = np.bincount(cells[2], minlength=len(names))  # [C] cells
-    return (ids, times, values, observed, names, per_channel), static_long
+    return (ids, times, values, observed, ctx, per_channel), static_long
 
 
 #: From this many rows on, ids and times are parsed in two threads at once.
@@ -259,7 +260,7 @@ THREADED_PARSE_MIN_ROWS = 100_000
 
 def _parse_keys(frame: pd.DataFrame, src: Source, spec: ColumnSpec, ids_from_text: bool):
     """(``parse_ids``, ``parse_times``) of every row: (code [N], ids [K]) and (times [N],
-    axis, rank). On a large frame the two run in two threads: the time column's grouping
+    axis, TimeRanks or None). On a large frame the two run in two threads: the time grouping
     (Arrow, numpy) runs outside the GIL while the ids' holds it, so together they take
     ~the longer one. An error in the ids is raised first, as in a sequential parse. The two
     share no state; the times' parse silences pandas' datetime-format warnings with

@@ -32,19 +32,19 @@ class MergeContext:
         return str(user) if self.axis.is_datetime else f"{float(user)!r}"
 
 
-def _by_time(ids: np.ndarray, times: np.ndarray, rank: TimeRanks | None = None):
+def _by_time(ids: np.ndarray, times: np.ndarray, ranks: TimeRanks | None = None):
     """Rows [N] → (order, ids [N], times [N], first [N]) sorted by (id, time).
 
     ``order`` is the stable permutation applied, or None when the rows were already in
     order (the usual case); ``first`` marks the rows that start a new (id, time).
-    ``rank``: see _stable_order.
+    ``ranks``: see _stable_order.
     """
     if len(ids) == 0:
         return None, ids, times, np.zeros(0, dtype=bool)
     order = None
     step = np.diff(ids)
     if not np.all((step > 0) | ((step == 0) & (times[1:] >= times[:-1]))):
-        order = _stable_order(ids, times, rank)
+        order = _stable_order(ids, times, ranks)
         ids, times = ids[order], times[order]
         step = np.diff(ids)
     first = np.empty(len(ids), dtype=bool)
@@ -69,12 +69,12 @@ def _stable_order(ids: np.ndarray, times: np.ndarray, ranks: TimeRanks | None = 
     return np.argsort(key)
 
 
-def merge_rows(ids, times, values, ctx: MergeContext, rank: TimeRanks | None = None):
+def merge_rows(ids, times, values, ctx: MergeContext, ranks: TimeRanks | None = None):
     """Wide rows → sorted by (id, time), rows with the same (id, time) merged per channel.
 
     Returns ids [R], times [R], values [R, C] and the observed mask [R, C].
     """
-    order, ids, times, first = _by_time(ids, times, rank)
+    order, ids, times, first = _by_time(ids, times, ranks)
     rows = np.arange(len(ids)) if order is None else order
     if order is not None:
         values = values[order]
@@ -85,7 +85,7 @@ def merge_rows(ids, times, values, ctx: MergeContext, rank: TimeRanks | None = N
     return to_grid(ids[r], times[r], c, values[r, c], rows[r], ctx)
 
 
-def to_grid(ids, times, chan, vals, rows, ctx: MergeContext, rank: TimeRanks | None = None):
+def to_grid(ids, times, chan, vals, rows, ctx: MergeContext, ranks: TimeRanks | None = None):
     """Observed cells (id, time, channel, value) [N] → one row per (id, time).
 
     Returns ids [R], times [R], values [R, C] (NaN where not observed) and the observed
@@ -93,7 +93,7 @@ def to_grid(ids, times, chan, vals, rows, ctx: MergeContext, rank: TimeRanks | N
     ``ctx.duplicates``; ``rows`` [N] are the cells' source rows, for error messages (None:
     row i is cell i).
     """
-    order, ids, times, first_of_key = _by_time(ids, times, rank)
+    order, ids, times, first_of_key = _by_time(ids, times, ranks)
     if order is not None:
         chan, vals = chan[order], vals[order]
         rows = order if rows is None else rows[order]

@@ -200,7 +200,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
     format pandas recognises). The ranks come for free from the distinct values and spare
     a sort of all rows when they need ordering.
     """
-    rank = None
+    ranks = None
     if pd.api.types.is_bool_dtype(col.dtype):
         raise LatentODEError(f"time column {name!r} holds True/False, not times.")
     if pd.api.types.is_timedelta64_dtype(col.dtype):
@@ -240,7 +240,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
         times = times_u[codes] if len(times_u) else np.full(len(col), np.nan)
         times[codes < 0] = np.nan
         if len(times_u):
-            rank = TimeRanks(codes, times_u)
+            ranks = TimeRanks(codes, times_u)
     missing = np.isnan(times)
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
@@ -255,7 +255,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
             f"{src.row(pos)}: infinite time {as_python(col.iloc[pos])!r} in column {name!r}; "
             "every time must be a finite number or a datetime."
         )
-    return times, axis, rank
+    return times, axis, ranks
 
 
 def _all_numbers(text: pd.Series) -> np.ndarray | None:
