@@ -513,20 +513,24 @@ def markdown_tables(summary: list[dict], methods: Sequence[str], sets: Sequence[
 
 
 def merge_results(results: list[dict]) -> dict:
-    """One results dict from runs of different methods on the same sets and seeds (the
-    first run's machine and protocol; methods in order; the records of all)."""
+    """One results dict from runs of other methods or other sets, with the same seeds and
+    protocol (the first run's machine; sets and methods in order; the records of all)."""
     first = results[0]
     for other in results[1:]:
-        for key in ("sets", "seeds", "protocol", "quick"):
+        for key in ("seeds", "protocol", "quick"):
             if other[key] != first[key]:
                 raise SystemExit(f"--merge: the runs differ in {key}: {first[key]} / {other[key]}")
-    methods = [m for r in results for m in r["methods"]]
-    if len(set(methods)) != len(methods):
-        raise SystemExit(f"--merge: a method appears in two runs: {methods}")
     records = [rec for r in results for rec in r["records"]]
+    keys = [(rec["set"], rec["task"], rec["method"], rec["seed"]) for rec in records]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise SystemExit(f"--merge: a (set, task, method, seed) appears in two runs: {twice[0]}")
+    sets = list(dict.fromkeys(n for r in results for n in r["sets"]))
+    methods = list(dict.fromkeys(m for r in results for m in r["methods"]))
     complete = all(r.get("complete", True) for r in results)
-    return {**first, "methods": methods, "records": records, "summary": summarise(records),
-            "complete": complete, "wall_s": sum(r["wall_s"] for r in results)}  # fmt: skip
+    return {**first, "sets": sets, "methods": methods, "records": records,
+            "summary": summarise(records), "complete": complete,
+            "wall_s": sum(r["wall_s"] for r in results)}  # fmt: skip
 
 
 def machine() -> dict:
@@ -569,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     add("--max-epochs", type=int, help="fit's max_epochs for the models (default: fit's own)")
     add("--tables", type=Path, metavar="JSON", help="only print the tables of a results file")
     add("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two results files")
-    add("--merge", type=Path, nargs="+", metavar="JSON", help="results files of other methods")
+    add("--merge", type=Path, nargs="+", metavar="JSON", help="runs of other methods or sets")
     args = parser.parse_args(argv)
     if args.merge is not None:  # e.g. the baselines run apart from a model run
         if args.json is None:

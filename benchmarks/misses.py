@@ -41,7 +41,8 @@ import pandas as pd
 from harness import parse_set_params
 
 HERE = Path(__file__).resolve().parent
-DATA_DIRS = tuple(HERE / "data" / d for d in ("real", "more_real", "check_real", "held_real"))
+FOLDERS = ("real", "more_real", "check_real", "held_real", "held_real2")
+DATA_DIRS = tuple(HERE / "data" / d for d in FOLDERS)
 
 
 # ---------------------------------------------------------------- interpolation
