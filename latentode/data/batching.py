@@ -84,7 +84,8 @@ def pad_series(
         flat_v = np.concatenate([s.values for s in series])
         flat_m = np.concatenate([s.mask for s in series])
         times[rows, cols] = scaler.transform_times(flat_t, origin[rows])
-        values[rows, cols] = np.where(flat_m, scaler.transform_values(np.nan_to_num(flat_v)), 0.0)
+        observed = np.where(flat_m, flat_v, np.nan)  # what sits under the mask never counts
+        values[rows, cols] = np.where(flat_m, scaler.transform_values(observed), 0.0)
         mask[rows, cols] = flat_m
         # padding repeats each series' last time, so its gap is zero
         last = times[np.arange(n), np.maximum(lengths - 1, 0)]

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from latentode.data.batching import Batch, collate
 from latentode.data.dataset import SeriesDataset
-from latentode.data.scaling import Scaler, StaticScaler
+from latentode.data.scaling import LogScale, Scaler, StaticScaler
 from latentode.data.tasks import TaskConfig, make_example
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,8 @@ class SeriesDataModule(L.LightningDataModule):
             default.
         min_epoch_examples: fewest training examples per epoch; a smaller training set
             gives each series several examples (new contexts) per epoch.
+        log_scale: which channels the fitted value scaler models on the log scale
+            (:func:`~latentode.data.scaling.choose_log_channels`); unused with ``scaler``.
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class SeriesDataModule(L.LightningDataModule):
         val_frac: float = 0.0,
         bucket_by_length: bool = False,
         min_epoch_examples: int = MIN_EPOCH_EXAMPLES,
+        log_scale: LogScale = False,
     ):
         super().__init__()
         self.train_data, self.val_data = train, val
@@ -193,6 +196,7 @@ class SeriesDataModule(L.LightningDataModule):
         self.batch_size, self.seed, self.val_frac = batch_size, seed, val_frac
         self.bucket_by_length = bucket_by_length
         self.min_epoch_examples = min_epoch_examples
+        self.log_scale = log_scale
         self.task = task or TaskConfig()
         self.val_context: SeriesDataset | None = None  # what the model sees of each val series
         self.val_target: SeriesDataset | None = None  # the points it is scored on
@@ -218,7 +222,7 @@ class SeriesDataModule(L.LightningDataModule):
         self.train_data = train
         self.val_data = val if val is not None and len(val) else None
         if self.scaler is None:
-            self.scaler = Scaler.fit(train)
+            self.scaler = Scaler.fit(train, self.log_scale)
         if self.static_scaler is None:
             self.static_scaler = StaticScaler.fit(train)
         self._train = _TrainingExamples(train, self.task, self.seed, self.min_epoch_examples)
@@ -285,14 +289,16 @@ class SeriesDataModule(L.LightningDataModule):
     def level_zero(self) -> np.ndarray:
         """[C] the scaled value of an original 0 for each channel whose training values
         are all >= 0 (a concentration, a weight, a count: its residuals may grow with its
-        level), NaN for a channel with a negative value or none at all."""
+        level), NaN for a channel with a negative value or none at all, and for a
+        log-scale channel (the log scale already makes its deviations proportional)."""
         self.setup("fit")
         lowest = np.full(len(self.train_data.channels), np.inf)
         for s in self.train_data:
             seen = ~np.isnan(s.values)
             lowest = np.minimum(lowest, np.where(seen, s.values, np.inf).min(axis=0))
         zero = -np.asarray(self.scaler.mean) / np.asarray(self.scaler.std)
-        return np.where((lowest >= 0) & np.isfinite(lowest), zero, np.nan)
+        eligible = (lowest >= 0) & np.isfinite(lowest) & ~self.scaler.log_mask
+        return np.where(eligible, zero, np.nan)
 
     def residual_dataloader(self, draws: int | None = None) -> DataLoader:
         """Batches of the :meth:`task_pairs` (targets: the whole series, so a batch's

@@ -1,8 +1,17 @@
-"""Value, time and static-covariate scaling, fitted on training series only, with inverses."""
+"""Value, time and static-covariate scaling, fitted on training series only, with inverses.
+
+A channel whose values are all positive and strongly right-skewed (a concentration, a
+viral load, an income: values over orders of magnitude) is modelled on the log scale:
+``log(value)`` is standardised instead of the value. :func:`choose_log_channels` says
+which (``log_scale="auto"``), and :meth:`Scaler.mixture_moments` turns a Gaussian
+mixture in model units back into a mean and std in the user's units, exactly for both
+kinds of channel.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,29 +19,104 @@ import numpy as np
 from latentode.data.dataset import SeriesDataset
 from latentode.errors import LatentODEError
 
+#: ``log_scale="auto"``: a channel with all training values positive goes on the log
+#: scale when their skewness is at least AUTO_LOG_SKEW and that of their logarithms at
+#: most AUTO_LOG_SKEW_AFTER in size (the logs are nearly symmetric: a log-normal shape)
+AUTO_LOG_SKEW = 2.0
+AUTO_LOG_SKEW_AFTER = 1.0
+#: fewer observed training values than this, and "auto" leaves a channel linear
+AUTO_LOG_MIN_VALUES = 20
+
+LogScale = bool | str | Sequence[str] | None
+
+
+def skewness(x: np.ndarray) -> float:
+    """The sample skewness ``m3 / m2^1.5`` of the values ``x`` [N] (0 for constant x)."""
+    d = x - x.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**3)) / m2**1.5 if m2 > 0 else 0.0
+
+
+def choose_log_channels(
+    stacked: np.ndarray, channels: Sequence[str], log_scale: LogScale
+) -> tuple[bool, ...]:
+    """Which channels to model on the log scale, from the training values ``stacked``
+    [N, C] (NaN: not observed).
+
+    ``log_scale``: ``"auto"`` (the skewness rule of :data:`AUTO_LOG_SKEW`), ``False`` or
+    None (none), ``True`` (every channel) or a list of channel names. A channel named
+    explicitly must have only positive training values.
+    """
+    n_c = stacked.shape[1]
+    if log_scale is None or log_scale is False:
+        return (False,) * n_c
+    if isinstance(log_scale, str) and log_scale == "auto":
+        chosen = []
+        for j in range(n_c):
+            x = stacked[:, j]
+            x = x[~np.isnan(x)]
+            ok = x.size >= AUTO_LOG_MIN_VALUES and bool(np.all(x > 0))
+            chosen.append(
+                ok
+                and skewness(x) >= AUTO_LOG_SKEW
+                and abs(skewness(np.log(x))) <= AUTO_LOG_SKEW_AFTER
+            )
+        return tuple(chosen)
+    if log_scale is True:
+        names = list(channels)
+    elif isinstance(log_scale, str) or not isinstance(log_scale, Sequence):
+        raise LatentODEError(
+            f"log_scale={log_scale!r} is not understood; use 'auto', True, False or a list "
+            f"of channel names (channels: {list(channels)})."
+        )
+    else:
+        names = list(log_scale)
+    unknown = [c for c in names if c not in channels]
+    if unknown:
+        raise LatentODEError(
+            f"log_scale names channel(s) {unknown} that the data does not have; its "
+            f"channels are {list(channels)}."
+        )
+    for c in names:
+        x = stacked[:, list(channels).index(c)]
+        lowest = np.nanmin(x) if np.any(~np.isnan(x)) else np.nan
+        if not lowest > 0:
+            raise LatentODEError(
+                f"log_scale: channel {c!r} has the value {lowest:g} in the training data, "
+                "and a log scale needs values > 0; leave it out of log_scale."
+            )
+    return tuple(c in names for c in channels)
+
 
 @dataclass(frozen=True)
 class Scaler:
-    """Standardises each channel and rescales time, with exact inverses.
+    """Standardises each channel (or its logarithm) and rescales time, with exact inverses.
 
-    ``model_value = (value - mean[c]) / std[c]`` and
-    ``model_time = (time - origin) / time_scale``, where ``origin`` is each series'
-    first context time. Stored as plain numbers so a saved model can undo it.
+    ``model_value = (g(value) - mean[c]) / std[c]`` with ``g = log`` for a log-scale
+    channel and the identity otherwise, and ``model_time = (time - origin) / time_scale``,
+    where ``origin`` is each series' first context time. Stored as plain numbers so a
+    saved model can undo it.
 
     Attributes:
         mean, std: per-channel mean and standard deviation of the observed training
-            values (std is 1.0 for a constant channel).
+            values, or of their logarithms (std is 1.0 for a constant channel).
         time_scale: the longest training series' span, in the dataset's time unit
             (1.0 when no series spans any time), so training times lie in [0, 1].
+        log: per channel, True where the channel is modelled on the log scale; None:
+            no channel is.
+        channels: the channel names, for error messages (None: positions instead).
     """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     time_scale: float = 1.0
+    log: tuple[bool, ...] | None = None
+    channels: tuple[str, ...] | None = None
 
     @classmethod
-    def fit(cls, data: SeriesDataset) -> Scaler:
-        """Fit on the observed values of ``data`` (padding and missing values never count)."""
+    def fit(cls, data: SeriesDataset, log_scale: LogScale = False) -> Scaler:
+        """Fit on the observed values of ``data`` (padding and missing values never count);
+        ``log_scale`` as in :func:`choose_log_channels`."""
         from sklearn.preprocessing import StandardScaler
 
         if len(data) == 0:
@@ -46,11 +130,21 @@ class Scaler:
                 f"channel(s) {names} have no observed value in the training data; "
                 "drop them (channels=...) or add data."
             )
+        log = choose_log_channels(stacked, data.channels, log_scale)
+        log = log if any(log) else None
         with np.errstate(over="ignore", invalid="ignore"):
-            sk = StandardScaler().fit(stacked)  # ignores NaN per column
+            model_units = cls((0.0,) * len(data.channels), (1.0,) * len(data.channels), 1.0, log)
+            logged = model_units.transform_values(stacked)  # log where chosen, else as is
+            sk = StandardScaler().fit(logged)  # ignores NaN per column
             spans = [s.times[-1] - s.times[0] for s in data if len(s) > 1]
             time_scale = float(max(spans)) if spans and max(spans) > 0 else 1.0
-            scaler = cls(tuple(map(float, sk.mean_)), tuple(map(float, sk.scale_)), time_scale)
+            scaler = cls(
+                tuple(map(float, sk.mean_)),
+                tuple(map(float, sk.scale_)),
+                time_scale,
+                log,
+                tuple(data.channels) if log is not None else None,
+            )
             scaled = scaler.transform_values(stacked)  # [N, C]
         # a variance that overflows float64 leaves scikit-learn's scale at 1.0: check var_
         finite = np.isfinite(sk.mean_) & np.isfinite(sk.var_) & np.isfinite(sk.scale_)
@@ -66,24 +160,94 @@ class Scaler:
             )
         return scaler
 
+    def __post_init__(self):
+        for name in ("log", "channels"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.mean):
+                raise ValueError(f"{name} has {len(value)} entries for {len(self.mean)} channels")
+
+    @property
+    def log_mask(self) -> np.ndarray:
+        """[C] bool: True for the log-scale channels."""
+        return np.zeros(len(self.mean), bool) if self.log is None else np.asarray(self.log)
+
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "time_scale": self.time_scale}
+        out = {"mean": list(self.mean), "std": list(self.std), "time_scale": self.time_scale}
+        if self.log is not None:
+            out["log"] = list(self.log)
+        if self.channels is not None:
+            out["channels"] = list(self.channels)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
-        return cls(tuple(d["mean"]), tuple(d["std"]), float(d["time_scale"]))
+        log = d.get("log")
+        if log is not None and not all(isinstance(v, bool) for v in log):
+            raise ValueError(f"scaler log must be a list of true/false, got {log!r}")
+        log = None if log is None else tuple(log)
+        names = d.get("channels")
+        names = None if names is None else tuple(str(c) for c in names)
+        return cls(tuple(d["mean"]), tuple(d["std"]), float(d["time_scale"]), log, names)
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
-        """[..., C] original units → standardised."""
+        """[..., C] original units → standardised (NaN stays NaN).
+
+        Raises:
+            LatentODEError: for a value <= 0 in a log-scale channel.
+        """
+        if self.log is not None:
+            log = self.log_mask
+            part = values[..., log]
+            bad = part <= 0  # NaN (not observed) compares False
+            if bad.any():
+                first = np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(0))[0]
+                j = int(np.flatnonzero(log)[first])
+                name = repr(self.channels[j]) if self.channels else f"number {j}"
+                raise LatentODEError(
+                    f"channel {name} is modelled on the log scale (its training values were "
+                    f"all positive), but a value here is {np.nanmin(values[..., j]):g}, and a "
+                    "log scale has no place for values <= 0. Check the value, or fit again "
+                    "with log_scale=False (or a list of channels that leaves this one out)."
+                )
+            values = np.array(values, dtype=np.float64)
+            values[..., log] = np.log(part)
         return (values - np.asarray(self.mean)) / np.asarray(self.std)
 
     def inverse_values(self, values: np.ndarray) -> np.ndarray:
-        """[..., C] standardised → original units."""
-        return values * np.asarray(self.std) + np.asarray(self.mean)
+        """[..., C] standardised → original units (a log-scale channel's exp)."""
+        out = values * np.asarray(self.std) + np.asarray(self.mean)
+        if self.log is not None:
+            out = np.array(out, dtype=np.float64)
+            out[..., self.log_mask] = np.exp(out[..., self.log_mask])
+        return out
 
     def inverse_std(self, std: np.ndarray) -> np.ndarray:
-        """[..., C] a standard deviation in standardised units → original units."""
+        """[..., C] a standard deviation in standardised units → original units (for a
+        log-scale channel, the std of its logarithm: see :meth:`mixture_moments`)."""
         return std * np.asarray(self.std)
+
+    def mixture_moments(self, means: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std [..., C], in original units, of the equal-weight Gaussian mixture
+        ``(1/S) Σ_s N(means[s], std²)`` given in standardised units (means [S, ..., C],
+        std [..., C]).
+
+        For a log-scale channel each component is log-normal in original units, with mean
+        ``exp(a + b²/2)`` and second moment ``exp(2a + 2b²)`` (``a``, ``b`` the
+        component's log-scale mean and std); the mixture averages them.
+        """
+        centre = means.mean(0)
+        mean = self.inverse_values(centre)
+        sd = self.inverse_std(np.sqrt(((means - centre) ** 2).mean(0) + std**2))
+        if self.log is not None:
+            log = self.log_mask
+            a = means[..., log] * np.asarray(self.std)[log] + np.asarray(self.mean)[log]
+            b2 = (std[..., log] * np.asarray(self.std)[log]) ** 2
+            with np.errstate(over="ignore"):
+                first = np.exp(a + b2 / 2).mean(0)
+                second = np.exp(2 * a + 2 * b2).mean(0)
+            mean[..., log] = first
+            sd[..., log] = np.sqrt(np.maximum(second - first**2, 0.0))
+        return mean, sd
 
     def inverse_rate(self, rate: np.ndarray) -> np.ndarray:
         """[...] events per unit of model time → events per unit of the dataset's time."""

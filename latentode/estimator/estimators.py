@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from latentode.data.dataset import SeriesDataset
+from latentode.data.scaling import LogScale
 from latentode.errors import LatentODEError
 from latentode.estimator.base import SeriesEstimator
 from latentode.estimator.model_file import read_model_file
@@ -69,6 +70,19 @@ class LatentODE(SeriesEstimator):
             ``fit`` gets no ``val``.
         patience: epochs without validation improvement before stopping.
         gradient_clip: gradient-norm clip value (None: off).
+        log_scale: which channels to model on the log scale: ``log(value)`` is
+            standardised, and predictions come back in the user's units (the mean and std
+            of the log-normal mixture, its quantiles exactly, intervals calibrated
+            multiplicatively around the median); such a channel refuses values <= 0.
+            ``False`` (default): none; ``True``: all; a list of channel names; or
+            ``"auto"``: each channel whose training values are all positive and strongly
+            right-skewed (skewness >= 2) while their logarithms are nearly symmetric
+            (|skewness| <= 1). Not the default because on six real sets with such
+            channels it helped some (remifentanil forecasts 0.25 -> 0.02 of the last
+            value's error) and hurt others (grunfeld interpolation 0.91 -> 1.50 of linear
+            interpolation's): the squared error in the user's units weighs the large
+            values, which a fit on the log scale weighs no more than the small ones
+            (``benchmarks/RESULTS.md``, "Log-scale channels").
         seed: seeds the split, the training and the default prediction samples.
         threads: torch intra-op CPU threads for ``fit`` and every query method (set for
             the call, the caller's count restored afterwards). None: the thread policy,
@@ -118,6 +132,7 @@ class LatentODE(SeriesEstimator):
         val_frac: float = 0.2,
         patience: int = 30,
         gradient_clip: float | None = 1.0,
+        log_scale: LogScale = False,
         seed: int = 0,
         threads: int | None = None,
     ):
@@ -150,6 +165,7 @@ class LatentODE(SeriesEstimator):
         self.val_frac = val_frac
         self.patience = patience
         self.gradient_clip = gradient_clip
+        self.log_scale = log_scale
         self.seed = seed
         self.threads = threads
 
@@ -219,6 +235,7 @@ class ODERNN(SeriesEstimator):
         val_frac: float = 0.2,
         patience: int = 30,
         gradient_clip: float | None = 1.0,
+        log_scale: LogScale = False,
         seed: int = 0,
         threads: int | None = None,
     ):
@@ -238,6 +255,7 @@ class ODERNN(SeriesEstimator):
         self.val_frac = val_frac
         self.patience = patience
         self.gradient_clip = gradient_clip
+        self.log_scale = log_scale
         self.seed = seed
         self.threads = threads
 

@@ -16,7 +16,7 @@ from latentode.data.dataset import SeriesDataset
 from latentode.errors import LatentODEError
 
 TASKS = ("interp", "extrap")
-_ARRAYS = ("truth", "mean", "std", "lower", "upper", "outside")
+_ARRAYS = ("truth", "mean", "std", "lower", "upper", "outside", "centre")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class HeldOutPrediction:
         mean, std, lower, upper: [N, C] predicted mean, std, 5% and 95% quantiles.
         outside: [N] True where the hidden time lies outside its series' context window
             (before its first or after its last context time).
+        centre: [N, C] what the intervals widen around: the mean, or for a log-scale
+            channel the predictive median.
         nfe: the solver's function evaluations.
     """
 
@@ -37,6 +39,7 @@ class HeldOutPrediction:
     lower: np.ndarray
     upper: np.ndarray
     outside: np.ndarray
+    centre: np.ndarray
     nfe: int | None
 
     def rows(self, keep: np.ndarray) -> HeldOutPrediction:
@@ -91,10 +94,13 @@ def usable_pairs(
 def predict_held_out(
     model, context: SeriesDataset, target: SeriesDataset, n_samples: int, seed: int, **override
 ) -> HeldOutPrediction:
-    """``model.predict`` from ``context`` at ``target``'s times, with 5% and 95% quantiles."""
+    """``model.predict`` from ``context`` at ``target``'s times, with 5% and 95% quantiles
+    (and the median, where the model has log-scale channels)."""
     times = {t.id: context.time_axis.to_user(t.times) for t in target}
+    log = model.scaler_.log_mask
+    quantiles = (0.05, 0.5, 0.95) if log.any() else (0.05, 0.95)
     pred = model.predict(
-        context, times, n_samples=n_samples, quantiles=(0.05, 0.95), seed=seed, **override
+        context, times, n_samples=n_samples, quantiles=quantiles, seed=seed, **override
     )
     truth = np.concatenate([t.values for t in target])  # [N, C], NaN = not observed
     if len(pred) != len(truth):
@@ -107,13 +113,16 @@ def predict_held_out(
     outside = np.concatenate(
         [(t.times < c.times[0]) | (t.times > c.times[-1]) for c, t in zip(context, target)]
     )
+    mean = columns("")
+    centre = np.where(log, columns("_q50"), mean) if log.any() else mean
     return HeldOutPrediction(
         truth,
-        columns(""),
+        mean,
         columns("_std"),
         columns("_q5"),
         columns("_q95"),
         outside,
+        centre,
         pred.attrs["nfe"],
     )
 
@@ -136,17 +145,23 @@ def metrics(held_out: HeldOutPrediction) -> dict:
     }
 
 
-def interval_scale(held_out: HeldOutPrediction, min_values: int = 20) -> list[float]:
+def interval_scale(
+    held_out: HeldOutPrediction, log: np.ndarray | None = None, min_values: int = 20
+) -> list[float]:
     """Per channel, the factor that makes the central 90% interval cover 90% of the
-    hidden values; 1.0 for a channel with fewer than ``min_values`` of them."""
+    hidden values, widening or narrowing it around its centre; 1.0 for a channel with
+    fewer than ``min_values`` of them. For a log-scale channel (``log`` [C]) the factor
+    applies to the logarithms, as predictions apply it."""
     scale = []
     for j in range(held_out.truth.shape[1]):
         obs = held_out.observed[:, j]
         if obs.sum() < min_values:
             scale.append(1.0)
             continue
-        y, m = held_out.truth[obs, j], held_out.mean[obs, j]
+        y, m = held_out.truth[obs, j], held_out.centre[obs, j]
         lo, hi = held_out.lower[obs, j], held_out.upper[obs, j]
+        if log is not None and log[j]:
+            y, m, lo, hi = np.log(y), np.log(m), np.log(lo), np.log(hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             needed = np.where(y >= m, (y - m) / (hi - m), (m - y) / (m - lo))
         needed = needed[np.isfinite(needed)]

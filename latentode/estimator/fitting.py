@@ -78,6 +78,7 @@ def fit_state(
         task=TaskConfig(task=estimator.train_task),
         seed=seed,
         val_frac=estimator.val_frac,
+        log_scale=getattr(estimator, "log_scale", False),
     )
     datamodule.setup("fit")
     # 2. build the network (and the module that trains it)
@@ -178,9 +179,10 @@ def _calibrate(
     if not parts:
         return ones, ones
     held_out = HeldOutPrediction.concat(parts)
+    log = state.scaler.log_mask
     return (
-        tuple(interval_scale(held_out.rows(~held_out.outside))),
-        tuple(interval_scale(held_out.rows(held_out.outside))),
+        tuple(interval_scale(held_out.rows(~held_out.outside), log)),
+        tuple(interval_scale(held_out.rows(held_out.outside), log)),
     )
 
 

@@ -54,10 +54,14 @@ def predictive_summary(
 
     Stds and quantile intervals are widened or narrowed around the mean by the
     calibrated ``interval_scale`` [C] within each series' context window and
-    ``forecast_interval_scale`` [C] beyond it. ``attrs["nfe"]`` holds the solver's
-    evaluations, ``attrs["threads"]`` the thread count of the network passes.
+    ``forecast_interval_scale`` [C] beyond it. A log-scale channel's mixture is
+    Gaussian in its logarithm: its quantiles are exact, widened around its median (so
+    multiplicatively in the user's units), and its mean and std are the log-normal
+    mixture's (:meth:`~latentode.data.scaling.Scaler.mixture_moments`). ``attrs["nfe"]``
+    holds the solver's evaluations, ``attrs["threads"]`` the thread count of the network passes.
     """
     scaler = state.scaler
+    log = torch.as_tensor(scaler.log_mask)  # [C] log-scale channels
     within = torch.as_tensor(state.interval_scale, dtype=torch.float64)  # [C]
     beyond = state.forecast_interval_scale
     beyond = within if beyond is None else torch.as_tensor(beyond, dtype=torch.float64)
@@ -78,10 +82,20 @@ def predictive_summary(
         pred_mean, spread = pred_mean[real], spread[real]  # [n, C]
         means.append(scaler.inverse_values(pred_mean.numpy()))
         stds.append(scaler.inverse_std((pred_std[real] * spread).numpy()))
+        sd = noise.expand(mu.shape[1:])[real]  # [n, C]
+        centre = pred_mean  # what the calibration widens or narrows the spread around
+        if log.any():  # the log-normal mixture's moments, around its median
+            centre = pred_mean.clone()
+            centre[:, log] = mixture_quantiles(mu[:, real][..., log], sd[:, log], (0.5,))[0]
+            stretched = centre + spread * (mu[:, real] - centre)  # [S, n, C]
+            m, v = scaler.mixture_moments(
+                stretched.double().numpy(), (sd * spread).double().numpy()
+            )
+            on = scaler.log_mask  # [C] the same, for numpy
+            means[-1][:, on], stds[-1][:, on] = m[:, on], v[:, on]
         if quantiles:  # of the samples' Gaussian mixture: no noise draws, no sorting
-            sd = noise.expand(mu.shape[1:])[real]  # [n, C]
             qv = mixture_quantiles(mu[:, real], sd, quantiles)  # [Q, n, C]
-            qs.append(scaler.inverse_values((pred_mean + spread * (qv - pred_mean)).numpy()))
+            qs.append(scaler.inverse_values((centre + spread * (qv - centre)).numpy()))
         times += [t.times for t in targets]
         ids += [t.id for t in targets]
         lengths += [len(t) for t in targets]
