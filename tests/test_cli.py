@@ -88,6 +88,22 @@ def test_fit_writes_model_and_logs(model_dir):
     assert list((model_dir / "logs").rglob("metrics.csv"))
 
 
+def test_fit_models_the_named_channels_on_the_log_scale(data_csv, tmp_path):
+    import latentode as lo
+
+    frame = pd.read_csv(data_csv)
+    positive = data_csv.parent / "positive.csv"
+    frame.assign(v=frame["v"] + 0.5).to_csv(positive, index=False)
+    argv = ["fit", positive, "--id-col", "sid", "--time-col", "t", *TINY_FIT]
+    assert cli.main([str(a) for a in [*argv, "--log-scale", "v", "--out", tmp_path]]) == 0
+    model = lo.LatentODE.load(tmp_path / "model.safetensors")
+    assert list(model.log_scale) == ["v"] and model.scaler_.log == (False, True)
+    # the scaler standardises log(v) over the training series (val_frac holds some out)
+    logged = np.log(frame["v"] + 0.5)
+    assert logged.min() < model.scaler_.mean[1] < logged.max()
+    assert model.scaler_.std[1] == pytest.approx(logged.std(ddof=0), rel=0.2)
+
+
 def test_predict_on_a_range_of_times(model_dir, data_csv, tmp_path):
     out = tmp_path / "pred.csv"
     # column names come from the model (sid, t)
@@ -164,6 +180,7 @@ def test_corrupt_model_exits_2_with_one_line(data_csv, tmp_path):
         ("missing data", "file not found"),
         ("unknown column", "'nope'"),
         ("bad csv", "bad.csv"),
+        ("log scale of a sign-changing channel", "channel 'u' has the value"),
         ("bad times", "'soon'"),
         ("unknown times id", "['s99']"),
     ],
@@ -179,6 +196,10 @@ def test_bad_input_exits_2_with_one_line(case, expected, model_dir, data_csv, tm
         "missing data": ["fit", tmp_path / "nothing.csv", "--out", out],
         "unknown column": ["fit", data_csv, "--id-col", "nope", "--out", out],
         "bad csv": ["fit", bad, "--id-col", "sid", "--time-col", "t", "--out", out],
+        "log scale of a sign-changing channel": [
+            *["fit", data_csv, "--id-col", "sid", "--time-col", "t"],
+            *["--log-scale", "u", "--out", out],
+        ],
         "bad times": ["predict", model, data_csv, "--times", "1,soon", "--out", out / "p.csv"],
         "unknown times id": ["predict", model, data_csv, "--times", times, "--out", out / "p.csv"],
     }[case]

@@ -676,6 +676,14 @@ BROKEN_HEADERS = {
     "unknown parameter": (lambda h: {**h, "params": {**h["params"], "bogus": 1}}, "does not"),
     "no channels": (lambda h: {k: v for k, v in h.items() if k != "channels"}, "channels"),
     "no scaler": (lambda h: {k: v for k, v in h.items() if k != "scaler"}, "scaler"),
+    "scaler log not true/false": (
+        lambda h: {**h, "scaler": {**h["scaler"], "log": ["yes", 0]}},
+        "scaler log must be a list of true/false",
+    ),
+    "scaler log for another channel count": (
+        lambda h: {**h, "scaler": {**h["scaler"], "log": [True]}},
+        "log has 1 entries for 2 channels",
+    ),
     "not a dict": (lambda h: [1, 2, 3], "header"),
     "residual for another channel count": (
         lambda h: {**h, "residual": {k: v[:1] for k, v in h["residual"].items()}},

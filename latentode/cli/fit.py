@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latentode.cli.flags import add_column_args, columns, names, positive_int
+from latentode.cli.flags import add_column_args, columns, log_scale, names, positive_int
 from latentode.cli.reporting import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ ESTIMATOR_PARAMS = (
     "val_frac",
     "patience",
     "seed",
+    "log_scale",
 )
 
 
@@ -65,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--val-frac", type=float, help="share of series for early stopping")
     model.add_argument("--patience", type=int, help="epochs without improvement before stopping")
     model.add_argument("--seed", type=int, help="random seed (default 0)")
+    model.add_argument(
+        "--log-scale",
+        type=log_scale,
+        metavar="auto|CHANNELS",
+        help="model these channels (comma list) on the log scale, or 'auto': the positive, "
+        "strongly right-skewed ones (default: none)",
+    )
     fit.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default)")
     fit.add_argument("--devices", default="auto", help="number of devices, or auto (default)")
     fit.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")

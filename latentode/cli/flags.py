@@ -77,6 +77,11 @@ def names(text: str) -> tuple[str, ...]:
     return found
 
 
+def log_scale(text: str) -> str | tuple[str, ...]:
+    """``auto`` or a comma list of channels to model on the log scale."""
+    return "auto" if text.strip() == "auto" else names(text)
+
+
 def floats(text: str) -> tuple[float, ...]:
     """A comma list of numbers."""
     try:
