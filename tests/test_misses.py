@@ -79,6 +79,13 @@ def test_coverage_pools_the_seeds_counts(tmp_path):
         ("held_real", "ratweight", 27, 1),
         ("held_real", "produc", 48, 4),
         ("held_real", "grunfeld", 10, 3),
+        ("held_real2", "sitka", 79, 1),
+        ("held_real2", "vocab", 64, 1),
+        ("held_real2", "egsingle", 400, 1),
+        ("held_real2", "nlswork", 400, 3),
+        ("held_real2", "cigarette", 48, 3),
+        ("held_real2", "wagepan", 400, 2),
+        ("held_real2", "worldbank", 215, 2),
     ],
 )
 def test_check_sets_read_whole(folder, name, n_series, channels):
