@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from latentode.data.batching import Batch, collate
 from latentode.data.dataset import SeriesDataset
 from latentode.data.scaling import LogScale, Scaler, StaticScaler
-from latentode.data.tasks import TaskConfig, make_example
+from latentode.data.tasks import TaskConfig, horizon, make_example, within_horizon
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,21 @@ class _TrainingExamples(Dataset):
     sets within an epoch, with new contexts, gives them at least ``min_examples`` per
     epoch, while the epoch-based schedules (learning-rate decay, KL warm-up, patience)
     keep their meaning; sets of ``min_examples`` series or more are unchanged.
+
+    With ``horizon_epochs`` the targets of epoch e are the series' points within
+    :func:`~latentode.data.tasks.horizon` of its span from the context's first time.
     """
 
-    def __init__(self, data: SeriesDataset, task: TaskConfig, seed: int, min_examples: int = 0):
+    def __init__(
+        self,
+        data: SeriesDataset,
+        task: TaskConfig,
+        seed: int,
+        min_examples: int = 0,
+        horizon_epochs: int = 0,
+    ):
         self.data, self.task, self.seed, self.epoch = data, task, seed, 0
-        self.min_examples = min_examples
+        self.min_examples, self.horizon_epochs = min_examples, horizon_epochs
 
     def __len__(self) -> int:
         return max(len(self.data), self.min_examples) if len(self.data) else 0
@@ -53,7 +63,9 @@ class _TrainingExamples(Dataset):
     def __getitem__(self, i: int):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         series = self.data[int(example_series(self.epoch, i, len(self), len(self.data)))]
-        return make_example(series, self.task, rng), series
+        context = make_example(series, self.task, rng)
+        share = horizon(self.epoch, self.horizon_epochs)
+        return context, within_horizon(series, context, share)
 
 
 #: length bucketing: series are sorted by length within pools of this many batches
@@ -174,6 +186,9 @@ class SeriesDataModule(L.LightningDataModule):
             gives each series several examples (new contexts) per epoch.
         log_scale: which channels the fitted value scaler models on the log scale
             (:func:`~latentode.data.scaling.choose_log_channels`); unused with ``scaler``.
+        horizon_epochs: training targets start within :data:`~latentode.data.tasks.HORIZON_START`
+            of each series' span from its context's first time and widen by
+            ``1 / horizon_epochs`` of the span an epoch (0: whole series from the start).
     """
 
     def __init__(
@@ -189,6 +204,7 @@ class SeriesDataModule(L.LightningDataModule):
         bucket_by_length: bool = False,
         min_epoch_examples: int = MIN_EPOCH_EXAMPLES,
         log_scale: LogScale = False,
+        horizon_epochs: int = 0,
     ):
         super().__init__()
         self.train_data, self.val_data = train, val
@@ -197,6 +213,7 @@ class SeriesDataModule(L.LightningDataModule):
         self.bucket_by_length = bucket_by_length
         self.min_epoch_examples = min_epoch_examples
         self.log_scale = log_scale
+        self.horizon_epochs = horizon_epochs
         self.task = task or TaskConfig()
         self.val_context: SeriesDataset | None = None  # what the model sees of each val series
         self.val_target: SeriesDataset | None = None  # the points it is scored on
@@ -225,7 +242,9 @@ class SeriesDataModule(L.LightningDataModule):
             self.scaler = Scaler.fit(train, self.log_scale)
         if self.static_scaler is None:
             self.static_scaler = StaticScaler.fit(train)
-        self._train = _TrainingExamples(train, self.task, self.seed, self.min_epoch_examples)
+        self._train = _TrainingExamples(
+            train, self.task, self.seed, self.min_epoch_examples, self.horizon_epochs
+        )
         self._val = None
         if self.val_data is not None:
             self.val_context, self.val_target = self.val_data.subsample(0.5, seed=self.seed)

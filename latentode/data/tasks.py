@@ -15,6 +15,8 @@ from latentode.data.dataset import Series
 from latentode.errors import LatentODEError
 
 TRAIN_TASKS = ("interp", "extrap", "mixed")
+#: the training horizon's first width, as a share of each series' span (see ``horizon``)
+HORIZON_START = 0.2
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,26 @@ def make_example(series: Series, config: TaskConfig, rng: np.random.Generator) -
 def hidden_part(series: Series, context: Series) -> Series:
     """The points of ``series`` that ``context`` (one of its examples) left out."""
     return series.take(~np.isin(series.times, context.times))
+
+
+def horizon(epoch: int, horizon_epochs: int) -> float:
+    """The training horizon of ``epoch``, a share of each series' span: it starts at
+    :data:`HORIZON_START` and widens by ``1 / horizon_epochs`` an epoch up to 1, the
+    whole series (from the start when ``horizon_epochs`` is 0)."""
+    if horizon_epochs <= 0:
+        return 1.0
+    return min(1.0, HORIZON_START + epoch / horizon_epochs)
+
+
+def within_horizon(series: Series, context: Series, share: float) -> Series:
+    """The points of ``series`` within ``share`` of its span from ``context``'s first time
+    (before or after it): the targets of a training example while the horizon is short.
+
+    An ODE fitted to a whole long series at once can settle on the wrong frequency or
+    rate and stay there: the loss over a long horizon is far from convex in the
+    dynamics. Targets near the time the latent state is inferred for come first.
+    """
+    if share >= 1.0 or len(series) < 2 or len(context) == 0:
+        return series
+    reach = share * (series.times[-1] - series.times[0])
+    return series.take(np.abs(series.times - context.times[0]) <= reach)

@@ -64,6 +64,14 @@ class LatentODE(SeriesEstimator):
         dynamics: ``"ode"`` (the latent ODE) or ``"rnn"`` (a GRU steps z through the
             query times; with ``encoder="rnn"`` this is the RNN-VAE baseline of the paper).
         lr, lr_decay, kl_warmup_epochs: optimisation.
+        horizon_warmup: a share of ``fit``'s ``max_epochs`` (0: off). Over it, the points
+            each training example is scored on widen from those within 20% of the
+            series' span of its context's first time to the whole series, by 1/(share x
+            max_epochs) of the span an epoch (30 epochs of the default 100: the whole
+            series from epoch 24). A latent ODE fitted to long series at once can settle
+            on the wrong frequency and stay there: on spirals of 1.5 turns the
+            validation MSE stayed at 0.48 (the mean is 1) after 100 epochs without it,
+            and reached 0.02 with it (``benchmarks/RESULTS.md``, "Horizon warm-up").
         batch_size: series per batch.
         train_task: ``"mixed"``, ``"interp"`` or ``"extrap"``: how training contexts hide points.
         val_frac: share of the training series held out for early stopping when
@@ -127,6 +135,7 @@ class LatentODE(SeriesEstimator):
         lr: float = 1e-2,
         lr_decay: float = 0.99,
         kl_warmup_epochs: int = 10,
+        horizon_warmup: float = 0.0,
         batch_size: int = 16,
         train_task: str = "mixed",
         val_frac: float = 0.2,
@@ -160,6 +169,7 @@ class LatentODE(SeriesEstimator):
         self.lr = lr
         self.lr_decay = lr_decay
         self.kl_warmup_epochs = kl_warmup_epochs
+        self.horizon_warmup = horizon_warmup
         self.batch_size = batch_size
         self.train_task = train_task
         self.val_frac = val_frac

@@ -71,6 +71,8 @@ def fit_state(
     if val is not None:
         val = as_dataset(val, "val", columns)
         schema.check_channels(val, "val")
+    warmup = getattr(estimator, "horizon_warmup", 0.0)  # ODERNN: none
+    horizon_epochs = horizon_schedule(warmup, settings.max_epochs)
     datamodule = SeriesDataModule(
         train,
         val=val,
@@ -79,13 +81,17 @@ def fit_state(
         seed=seed,
         val_frac=estimator.val_frac,
         log_scale=getattr(estimator, "log_scale", False),
+        horizon_epochs=horizon_epochs,
     )
     datamodule.setup("fit")
     # 2. build the network (and the module that trains it)
     train = datamodule.train_data
     config = estimator._network_config(train)
     optim = OptimConfig(
-        lr=estimator.lr, lr_decay=estimator.lr_decay, kl_warmup_epochs=estimator.kl_warmup_epochs
+        lr=estimator.lr,
+        lr_decay=estimator.lr_decay,
+        kl_warmup_epochs=estimator.kl_warmup_epochs,
+        horizon_epochs=horizon_epochs,
     )
     hparams = {
         "kind": estimator._kind,
@@ -184,6 +190,14 @@ def _calibrate(
         tuple(interval_scale(held_out.rows(~held_out.outside), log)),
         tuple(interval_scale(held_out.rows(held_out.outside), log)),
     )
+
+
+def horizon_schedule(warmup: float, max_epochs: int) -> int:
+    """``horizon_epochs`` of the data module for a share ``warmup`` of ``max_epochs``
+    (0: off), at least 1 when on; refuses a share outside [0, 1]."""
+    if isinstance(warmup, bool) or not (isinstance(warmup, int | float) and 0 <= warmup <= 1):
+        raise LatentODEError(f"horizon_warmup must be a number in [0, 1], got {warmup!r}.")
+    return max(1, round(warmup * max_epochs)) if warmup > 0 else 0
 
 
 def _check_trainable(data: SeriesDataset) -> None:

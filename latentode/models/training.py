@@ -21,19 +21,24 @@ from latentode.nn.likelihoods import masked_mse
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam with exponential learning-rate decay per epoch, and KL warm-up.
+    """Adam with exponential learning-rate decay per epoch, and the warm-up schedules.
 
     Attributes:
         lr: learning rate.
         weight_decay: Adam's L2 penalty.
         lr_decay: the learning rate is multiplied by this after every epoch.
         kl_warmup_epochs: the KL weight rises linearly to 1 over this many epochs.
+        horizon_epochs: the training targets' horizon widens by 1/horizon_epochs of each
+            series' span an epoch (0: the whole series from the start); the data module
+            applies it (:func:`latentode.data.tasks.horizon`), and it is kept here with
+            the other schedules so that a resumed run must match it.
     """
 
     lr: float = 1e-2
     weight_decay: float = 0.0
     lr_decay: float = 0.99
     kl_warmup_epochs: int = 10
+    horizon_epochs: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
