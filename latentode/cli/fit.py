@@ -32,6 +32,7 @@ ESTIMATOR_PARAMS = (
     "patience",
     "seed",
     "log_scale",
+    "horizon_warmup",
 )
 
 
@@ -66,6 +67,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--val-frac", type=float, help="share of series for early stopping")
     model.add_argument("--patience", type=int, help="epochs without improvement before stopping")
     model.add_argument("--seed", type=int, help="random seed (default 0)")
+    model.add_argument(
+        "--horizon-warmup",
+        type=float,
+        metavar="SHARE",
+        help="share of the epochs over which training targets widen from near each "
+        "context's start to the whole series (default 0: off; 0.3 for long oscillations)",
+    )
     model.add_argument(
         "--log-scale",
         type=log_scale,

@@ -1,9 +1,9 @@
 """Value, time and static-covariate scaling, fitted on training series only, with inverses.
 
-A channel whose values are all positive and strongly right-skewed (a concentration, a
-viral load, an income: values over orders of magnitude) is modelled on the log scale:
-``log(value)`` is standardised instead of the value. :func:`choose_log_channels` says
-which (``log_scale="auto"``), and :meth:`Scaler.mixture_moments` turns a Gaussian
+A channel whose values are all positive (a concentration, a viral load, an income:
+values over orders of magnitude) can be modelled on the log scale: ``log(value)`` is
+standardised instead of the value. :func:`choose_log_channels` says which (by name, or
+``"auto"``: the strongly right-skewed ones), and :meth:`Scaler.mixture_moments` turns a Gaussian
 mixture in model units back into a mean and std in the user's units, exactly for both
 kinds of channel.
 """
