@@ -72,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="SHARE",
         help="share of the epochs over which training targets widen from near each "
-        "context's start to the whole series (default 0: off; 0.3 for long oscillations)",
+        "context's start to the whole series (default 0: off; e.g. 0.3 for series of many "
+        "oscillations)",
     )
     model.add_argument(
         "--log-scale",

@@ -64,14 +64,18 @@ class LatentODE(SeriesEstimator):
         dynamics: ``"ode"`` (the latent ODE) or ``"rnn"`` (a GRU steps z through the
             query times; with ``encoder="rnn"`` this is the RNN-VAE baseline of the paper).
         lr, lr_decay, kl_warmup_epochs: optimisation.
-        horizon_warmup: a share of ``fit``'s ``max_epochs`` (0: off). Over it, the points
-            each training example is scored on widen from those within 20% of the
-            series' span of its context's first time to the whole series, by 1/(share x
-            max_epochs) of the span an epoch (30 epochs of the default 100: the whole
-            series from epoch 24). A latent ODE fitted to long series at once can settle
-            on the wrong frequency and stay there: on spirals of 1.5 turns the
-            validation MSE stayed at 0.48 (the mean is 1) after 100 epochs without it,
-            and reached 0.02 with it (``benchmarks/RESULTS.md``, "Horizon warm-up").
+        horizon_warmup: a share of ``fit``'s ``max_epochs`` (0, the default: off). Over
+            it, the points each training example is scored on widen from those within
+            20% of the series' span of its context's first time to the whole series, by
+            1/(share x max_epochs) of the span an epoch (0.3 of 100 epochs: the whole
+            series from epoch 24). A latent ODE fitted to long oscillating series at once
+            can settle on the wrong frequency and stay there: on spirals of 1.5 turns the
+            best validation MSE was 0.48-0.55 over 3 seeds without it (the training mean
+            scores about 1) and 0.008-0.021 with 0.3 (``benchmarks/horizon.py``). Not
+            the default: on 19 real sets it changed interpolation errors little and made
+            forecasts worse (geometric mean 1.10x at 0.1, 1.14x at 0.3, where one theoph
+            fit also diverged), most of all the drug concentrations' (``benchmarks/
+            RESULTS.md``, "Horizon warm-up").
         batch_size: series per batch.
         train_task: ``"mixed"``, ``"interp"`` or ``"extrap"``: how training contexts hide points.
         val_frac: share of the training series held out for early stopping when
