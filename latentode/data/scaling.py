@@ -88,6 +88,14 @@ def choose_log_channels(
     return tuple(c in names for c in channels)
 
 
+def _log_columns(values: np.ndarray, log: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``values`` [..., C] with the channels where ``log`` [C] is True
+    replaced by their logarithms (values checked positive by the caller)."""
+    out = np.array(values, dtype=np.float64)
+    out[..., log] = np.log(out[..., log])
+    return out
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Standardises each channel (or its logarithm) and rescales time, with exact inverses.
@@ -133,8 +141,7 @@ class Scaler:
         log = choose_log_channels(stacked, data.channels, log_scale)
         log = log if any(log) else None
         with np.errstate(over="ignore", invalid="ignore"):
-            model_units = cls((0.0,) * len(data.channels), (1.0,) * len(data.channels), 1.0, log)
-            logged = model_units.transform_values(stacked)  # log where chosen, else as is
+            logged = stacked if log is None else _log_columns(stacked, np.asarray(log))
             sk = StandardScaler().fit(logged)  # ignores NaN per column
             spans = [s.times[-1] - s.times[0] for s in data if len(s) > 1]
             time_scale = float(max(spans)) if spans and max(spans) > 0 else 1.0
@@ -209,8 +216,7 @@ class Scaler:
                     "log scale has no place for values <= 0. Check the value, or fit again "
                     "with log_scale=False (or a list of channels that leaves this one out)."
                 )
-            values = np.array(values, dtype=np.float64)
-            values[..., log] = np.log(part)
+            values = _log_columns(values, log)
         return (values - np.asarray(self.mean)) / np.asarray(self.std)
 
     def inverse_values(self, values: np.ndarray) -> np.ndarray:

@@ -80,7 +80,7 @@ def fit_state(
         task=TaskConfig(task=estimator.train_task),
         seed=seed,
         val_frac=estimator.val_frac,
-        log_scale=getattr(estimator, "log_scale", False),
+        log_scale=estimator.log_scale,
         horizon_epochs=horizon_epochs,
     )
     datamodule.setup("fit")
