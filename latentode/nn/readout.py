@@ -280,17 +280,27 @@ def _solve_both_ways(
     its own start-up and step control): the states [k_hi - k_lo + 1, ...] at k_lo·h, ...,
     -h, 0, h, ..., k_hi·h, from ``z0`` [...] at time 0."""
     n_back, n_fwd = -k_lo, k_hi
+    stamps, rows = _both_ways_clock(n_back, n_fwd)
+    like = {"dtype": z0.dtype, "device": z0.device}
+    u = torch.tensor(stamps, **like)
+    spans = torch.tensor([n_fwd * h, -n_back * h], **like).view(2, *([1] * z0.dim()))
+    path = solve(_BothWays(func, spans), torch.stack([z0, z0]), u, solver, norm=_worse_half)
+    order = torch.tensor(rows, device=z0.device)
+    return path.reshape(-1, *z0.shape).index_select(0, order)
+
+
+@functools.lru_cache(maxsize=256)
+def _both_ways_clock(n_back: int, n_fwd: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The shared clock's stamps u (the union of j / n_back and k / n_fwd, exact fractions
+    sorted) and, for the grid k_lo·h, ..., k_hi·h in order, the row of the two-way path
+    [U * 2, ...] that holds it (stamp i of the forward half is row 2i, of the backward
+    half 2i + 1). Cached: a training run meets the same few (n_back, n_fwd) pairs, and
+    the exact fractions cost ~1 ms a call."""
     stamps = sorted(
         {Fraction(j, n_back) for j in range(n_back + 1)}
         | {Fraction(k, n_fwd) for k in range(n_fwd + 1)}
     )
     index = {u: i for i, u in enumerate(stamps)}
-    like = {"dtype": z0.dtype, "device": z0.device}
-    u = torch.tensor([float(x) for x in stamps], **like)
-    spans = torch.tensor([n_fwd * h, -n_back * h], **like).view(2, *([1] * z0.dim()))
-    path = solve(_BothWays(func, spans), torch.stack([z0, z0]), u, solver, norm=_worse_half)
-    # rows of path [U * 2, ...]: stamp i of the forward half is 2i, of the backward half 2i + 1
     rows = [2 * index[Fraction(j, n_back)] + 1 for j in range(n_back, 0, -1)]
     rows += [2 * index[Fraction(k, n_fwd)] for k in range(n_fwd + 1)]
-    order = torch.tensor(rows, device=z0.device)
-    return path.reshape(-1, *z0.shape).index_select(0, order)
+    return tuple(float(x) for x in stamps), tuple(rows)
