@@ -379,14 +379,30 @@ def test_encode_latent_ode(fitted, data) -> None:
     latent = [f"z0_{k}" for k in range(3)]
     assert list(z.columns) == ["sid", *latent, *[f"{c}_std" for c in latent]]
     assert z["sid"].tolist() == sorted(data["val"]["sid"].unique())
-    assert np.isfinite(z[latent]).all().all()
     assert (z[[f"{c}_std" for c in latent]] > 0).all().all()
+    # each series encoded alone gives its row of the batch (no sampling: q's mean and std)
+    for sid, rows in data["val"].groupby("sid"):
+        alone = fitted.encode(rows).drop(columns="sid").to_numpy()[0]
+        row = z.loc[z["sid"] == sid].drop(columns="sid").to_numpy()[0]
+        np.testing.assert_allclose(alone, row, rtol=1e-5, atol=1e-6)
 
 
 def test_encode_odernn(odernn, data) -> None:
     z = odernn.encode(data["val"])
     assert z.shape == (3, 1 + 2 * TINY_RNN["hidden_dim"])
-    assert np.isfinite(z.drop(columns="sid")).all().all()
+    stds = z[[c for c in z.columns if c.endswith("_std")]].to_numpy()
+    assert (stds == 0).all()  # a deterministic state, not a posterior
+    # each series encoded alone gives its row of the batch: padding and batching leave
+    # no trace in the posterior
+    for sid, rows in data["val"].groupby("sid"):
+        alone = odernn.encode(rows)
+        assert alone["sid"].tolist() == [sid]
+        np.testing.assert_allclose(
+            alone.drop(columns="sid").to_numpy()[0],
+            z.loc[z["sid"] == sid].drop(columns="sid").to_numpy()[0],
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 # ---- intensity and predict_proba ----------------------------------------------------------
