@@ -33,6 +33,7 @@ ESTIMATOR_PARAMS = (
     "seed",
     "log_scale",
     "horizon_warmup",
+    "ema_decay",
 )
 
 
@@ -74,6 +75,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="share of the epochs over which training targets widen from near each "
         "context's start to the whole series (default 0: off; e.g. 0.3 for series of many "
         "oscillations)",
+    )
+    model.add_argument(
+        "--ema-decay",
+        type=float,
+        metavar="D",
+        help="keep a moving average of the weights, decaying by D a step (default 0.95; 0: off)",
     )
     model.add_argument(
         "--log-scale",

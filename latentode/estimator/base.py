@@ -125,6 +125,7 @@ class SeriesEstimator(BaseEstimator):
             gradient_clip=self.gradient_clip,
             patience=self.patience,
             trainer_kwargs=trainer_kwargs,
+            ema_decay=getattr(self, "ema_decay", 0.0),  # ODERNN: none
         )
         state = fit_state(self, train, val, settings, log_dir, resume, columns)
         return self._adopt(state)

@@ -76,6 +76,12 @@ class LatentODE(SeriesEstimator):
             forecasts worse (geometric mean 1.10x at 0.1, 1.14x at 0.3, where one theoph
             fit also diverged), most of all the drug concentrations' (``benchmarks/
             RESULTS.md``, "Horizon warm-up").
+        ema_decay: the weights kept are an exponential moving average of the weights
+            after each optimiser step, ``avg <- d·avg + (1 - d)·w`` (Polyak averaging),
+            and validation, early stopping and the best checkpoint use it; 0 turns it
+            off. With 0.95 (about the last 20 steps) the errors on 31 real sets fell by
+            4% (interpolation) and 14% (forecasts) in geometric mean against 0, on one
+            seed (``benchmarks/RESULTS.md``, "Weight averaging").
         batch_size: series per batch.
         train_task: ``"mixed"``, ``"interp"`` or ``"extrap"``: how training contexts hide points.
         val_frac: share of the training series held out for early stopping when
@@ -140,6 +146,7 @@ class LatentODE(SeriesEstimator):
         lr_decay: float = 0.99,
         kl_warmup_epochs: int = 10,
         horizon_warmup: float = 0.0,
+        ema_decay: float = 0.95,
         batch_size: int = 16,
         train_task: str = "mixed",
         val_frac: float = 0.2,
@@ -174,6 +181,7 @@ class LatentODE(SeriesEstimator):
         self.lr_decay = lr_decay
         self.kl_warmup_epochs = kl_warmup_epochs
         self.horizon_warmup = horizon_warmup
+        self.ema_decay = ema_decay
         self.batch_size = batch_size
         self.train_task = train_task
         self.val_frac = val_frac

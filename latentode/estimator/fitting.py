@@ -73,6 +73,11 @@ def fit_state(
         schema.check_channels(val, "val")
     warmup = getattr(estimator, "horizon_warmup", 0.0)  # ODERNN: none
     horizon_epochs = horizon_schedule(warmup, settings.max_epochs)
+    decay = settings.ema_decay
+    if isinstance(decay, bool) or not (isinstance(decay, int | float) and 0 <= decay < 1):
+        raise LatentODEError(
+            f"ema_decay must be a number in [0, 1) (0: no weight averaging), got {decay!r}."
+        )
     datamodule = SeriesDataModule(
         train,
         val=val,
@@ -92,6 +97,7 @@ def fit_state(
         lr_decay=estimator.lr_decay,
         kl_warmup_epochs=estimator.kl_warmup_epochs,
         horizon_epochs=horizon_epochs,
+        ema_decay=settings.ema_decay,
     )
     hparams = {
         "kind": estimator._kind,

@@ -41,6 +41,7 @@ class RunSettings:
         max_epochs, accelerator, devices, progress_bar: as ``fit`` takes them.
         gradient_clip: gradient-norm clip value (None: off).
         patience: epochs without validation improvement before early stopping (0: off).
+        ema_decay: the decay of the weights' moving average (0: off; see ``LatentODE``).
         trainer_kwargs: other ``lightning.Trainer`` arguments (``callbacks=`` are added
             to fit's own).
     """
@@ -52,6 +53,7 @@ class RunSettings:
     gradient_clip: float | None
     patience: int
     trainer_kwargs: dict
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def run_training(
         KeyboardInterrupt: Ctrl-C before any checkpoint was written.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     if resume_from is not None:
@@ -118,6 +120,10 @@ def run_training(
         user_callbacks = [user_callbacks]
     watch = InterruptWatch()
     callbacks = [checkpoint, watch, *user_callbacks]  # the user's run alongside fit's own
+    if settings.ema_decay > 0:
+        # validation, early stopping and the checkpoints (so the best weights) use the
+        # average; a checkpoint also keeps the current weights, for resuming
+        callbacks.insert(0, EMAWeightAveraging(decay=settings.ema_decay))
     if has_val and settings.patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=settings.patience, mode="min"))
     trainer_args = {

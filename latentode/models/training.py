@@ -32,6 +32,9 @@ class OptimConfig:
             series' span an epoch (0: the whole series from the start); the data module
             applies it (:func:`latentode.data.tasks.horizon`), and it is kept here with
             the other schedules so that a resumed run must match it.
+        ema_decay: the decay of the weights' moving average (0: off); fit's run applies
+            it (a Lightning callback), and it is kept here so that a resumed run must
+            match it.
     """
 
     lr: float = 1e-2
@@ -39,6 +42,7 @@ class OptimConfig:
     lr_decay: float = 0.99
     kl_warmup_epochs: int = 10
     horizon_epochs: int = 0
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
