@@ -88,6 +88,15 @@ def test_fit_writes_model_and_logs(model_dir):
     assert list((model_dir / "logs").rglob("metrics.csv"))
 
 
+def test_fit_passes_the_weight_averaging_decay(data_csv, tmp_path):
+    import latentode as lo
+
+    argv = ["fit", data_csv, "--id-col", "sid", "--time-col", "t", *TINY_FIT]
+    assert cli.main([str(a) for a in [*argv, "--ema-decay", "0.5", "--out", tmp_path]]) == 0
+    assert lo.LatentODE.load(tmp_path / "model.safetensors").ema_decay == 0.5
+    assert lo.LatentODE().ema_decay == 0.95  # the default when the flag is left out
+
+
 def test_fit_models_the_named_channels_on_the_log_scale(data_csv, tmp_path):
     import latentode as lo
 
