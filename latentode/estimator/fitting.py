@@ -29,7 +29,7 @@ from latentode.estimator.evaluation import (
     usable_pairs,
 )
 from latentode.estimator.model_file import FittedState
-from latentode.estimator.queries import is_int
+from latentode.estimator.queries import is_int, is_real
 from latentode.estimator.summaries import check_channel_names
 from latentode.estimator.training_run import RunSettings, resume_point, run_training
 from latentode.models import ResidualProcess, fit_residual
@@ -74,7 +74,7 @@ def fit_state(
     warmup = getattr(estimator, "horizon_warmup", 0.0)  # ODERNN: none
     horizon_epochs = horizon_schedule(warmup, settings.max_epochs)
     decay = settings.ema_decay
-    if isinstance(decay, bool) or not (isinstance(decay, int | float) and 0 <= decay < 1):
+    if not (is_real(decay) and 0 <= decay < 1):
         raise LatentODEError(
             f"ema_decay must be a number in [0, 1) (0: no weight averaging), got {decay!r}."
         )
@@ -201,7 +201,7 @@ def _calibrate(
 def horizon_schedule(warmup: float, max_epochs: int) -> int:
     """``horizon_epochs`` of the data module for a share ``warmup`` of ``max_epochs``
     (0: off), at least 1 when on; refuses a share outside [0, 1]."""
-    if isinstance(warmup, bool) or not (isinstance(warmup, int | float) and 0 <= warmup <= 1):
+    if not (is_real(warmup) and 0 <= warmup <= 1):
         raise LatentODEError(f"horizon_warmup must be a number in [0, 1], got {warmup!r}.")
     return max(1, round(warmup * max_epochs)) if warmup > 0 else 0
 
