@@ -433,19 +433,49 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
+def paired_records(before: dict, after: dict) -> dict[str, list[dict]]:
+    """The records of two results files that can be compared: those of the seeds both
+    hold (a one-seed screen against a three-seed run compares that seed alone), and in
+    a file without the reference baselines' records for a (set, task, seed) the other
+    file's (the baselines do not depend on the model, so a screen may run the latent
+    ODE alone). Returns {"before": [...], "after": [...]}."""
+    seeds = set(before["seeds"]) & set(after["seeds"])
+    if not seeds:
+        raise SystemExit(
+            f"--compare: the files share no seed ({before['seeds']} / {after['seeds']})"
+        )
+    kept = {
+        which: [r for r in result["records"] if r["seed"] in seeds]
+        for which, result in (("before", before), ("after", after))
+    }
+    references = set(REFERENCE.values())
+    out = {}
+    for which, other in (("before", "after"), ("after", "before")):
+        have = {(r["set"], r["task"], r["method"], r["seed"]) for r in kept[which]}
+        borrowed = [
+            r
+            for r in kept[other]
+            if r["method"] in references
+            and (r["set"], r["task"], r["method"], r["seed"]) not in have
+        ]
+        out[which] = kept[which] + borrowed
+    return out
+
+
 def comparison_table(before: dict, after: dict) -> str:
     """Markdown: per set and task, the latent ODE's ratio to the reference baseline and
-    its 90% coverage in two results files (e.g. two commits on the same sets and seeds)."""
+    its 90% coverage in two results files (e.g. two commits on the same sets), over the
+    seeds both hold (:func:`paired_records`)."""
     rows = {}
-    for which, result in (("before", before), ("after", after)):
-        for row in summarise(result["records"]):
+    for which, records in paired_records(before, after).items():
+        for row in summarise(records):
             if row["method"] == "latentode":
                 rows.setdefault((row["task"], row["set"]), {})[which] = row
     lines = [
         "| task | set | ratio before | ratio after | cov90 before | cov90 after |",
         "|---|---|---|---|---|---|",
     ]
-    met = Counter()
+    met, changes = Counter(), defaultdict(list)
     for (task, name), pair in sorted(rows.items()):
         b, a = pair.get("before", {}), pair.get("after", {})
         cells = [
@@ -456,10 +486,17 @@ def comparison_table(before: dict, after: dict) -> str:
         for which, row in (("before", b), ("after", a)):
             met[which, "wins"] += bool(row.get("beats_reference"))
             met[which, "covered"] += bool(row.get("coverage_ok"))
+        if b.get("ratio") and a.get("ratio"):
+            changes[task].append(float(np.log(a["ratio"] / b["ratio"])))
     lines.append(
         f"\nBeats the reference: {met['before', 'wins']} before, {met['after', 'wins']} after; "
         f"coverage within 80-97%: {met['before', 'covered']} before, "
         f"{met['after', 'covered']} after (of {len(rows)} set-task pairs)."
+    )
+    lines.append(
+        "Geometric mean over sets of the ratio's change (after / before): "
+        + "; ".join(f"{t} {np.exp(np.mean(v)):.3f} ({len(v)} sets)" for t, v in changes.items())
+        + "."
     )
     return "\n".join(lines)
 

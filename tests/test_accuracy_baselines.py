@@ -124,3 +124,34 @@ def test_merge_joins_runs_of_other_methods_and_refuses_overlaps():
     other = {**run("linear", [1.0, 1.0]), "seeds": [0]}
     with pytest.raises(SystemExit, match="differ in seeds"):
         acc.merge_results([run("latentode", [1.0, 1.0]), other])
+
+
+def test_compare_pairs_common_seeds_borrows_the_baselines_and_reports_the_change():
+    """A one-seed screen of the latent ODE alone against a two-seed run with baselines:
+    only seed 0 is compared, the screen borrows the run's linear records, and the
+    geometric mean of the ratio's change is after / before on that seed."""
+
+    def rec(method: str, seed: int, mse: float) -> dict:
+        return {"set": "s", "task": "interp", "method": method, "seed": seed, "mse": mse,
+                "mae": mse, "coverage": 0.9, "fit_s": 1.0, "skipped": 0, "error": None}  # fmt: skip
+
+    run = {
+        "seeds": [0, 1],
+        "records": [rec("latentode", 0, 2.0), rec("linear", 0, 4.0),
+                    rec("latentode", 1, 9.0), rec("linear", 1, 1.0)],
+    }  # fmt: skip
+    screen = {"seeds": [0], "records": [rec("latentode", 0, 1.0)]}
+    paired = acc.paired_records(run, screen)
+    assert sorted((r["method"], r["seed"]) for r in paired["before"]) == [
+        ("latentode", 0),
+        ("linear", 0),
+    ]
+    assert sorted((r["method"], r["mse"]) for r in paired["after"]) == [
+        ("latentode", 1.0),
+        ("linear", 4.0),
+    ]
+    table = acc.comparison_table(run, screen)
+    assert "| interp | s | 0.50 | 0.25 | 0.90 | 0.90 |" in table  # 2/4 and 1/4
+    assert "interp 0.500 (1 sets)" in table
+    with pytest.raises(SystemExit, match="share no seed"):
+        acc.paired_records(run, {"seeds": [5], "records": []})
