@@ -31,6 +31,12 @@ Targets: that ratio < 1, and 90% coverage within 80-97%.
     python benchmarks/accuracy.py --seeds 0 --max-epochs 300   # a longer training budget
     python benchmarks/accuracy.py --data-dir my_csvs/ --seeds 0   # every *.csv in a folder
     python benchmarks/accuracy.py --compare before.json after.json  # two runs side by side
+    python benchmarks/accuracy.py --data-dir benchmarks/data/real --methods latentode \
+        --seeds 0 --set ema_decay=0.98 --json screen.json      # a one-seed screen, then:
+    python benchmarks/accuracy.py --compare benchmarks/results/accuracy_real.json screen.json
+
+``--compare`` pairs the seeds both files hold and lends a latent-ODE-only run the other
+file's baselines; it ends with the geometric mean over sets of the ratio's change.
 
 ``--set KEY=VALUE`` sets a ``LatentODE`` parameter (``ast.literal_eval``, else text). Results:
 ``benchmarks/results/accuracy.json`` (``accuracy_quick.json`` with ``--quick``) or ``--json``.
