@@ -893,3 +893,18 @@ def test_threaded_key_parse_reads_the_same_and_reports_ids_first(tmp_path, monke
     bad = write(tmp_path, "bad.csv", "id,time,x\nb,noon,1\n,2024-01-01,2\n")
     monkeypatch.setattr(data_build, "THREADED_PARSE_MIN_ROWS", 1)
     raises(["missing series id"], lo.read_csv, bad)
+
+
+def test_a_negative_zero_reads_as_zero_whether_its_column_is_numeric_or_text(tmp_path):
+    """pandas reads "-0" as 0.0 in a numeric column; in a column it reads as text (a
+    blank " " cell, spaces kept) the value is parsed from "-0" by us: both give +0.0,
+    in values and in times, so the sign of a zero never depends on the reading."""
+    path = tmp_path / "zeros.csv"
+    path.write_text("id,time,x,y\na,-0,-0,1\na,1, ,-0\n")
+    ds = lo.read_csv(path, id_col="id", time_col="time")
+    (series,) = list(ds)
+    assert np.array_equal(series.times, [0.0, 1.0]) and not np.signbit(series.times).any()
+    assert not np.signbit(series.values[series.mask]).any()
+    frame = pd.DataFrame({"id": ["a", "a"], "time": [-0.0, 1.0], "x": [-0.0, 2.0]})
+    (from_frame,) = list(lo.from_dataframe(frame, id_col="id", time_col="time"))
+    assert not np.signbit(from_frame.times).any() and not np.signbit(from_frame.values).any()

@@ -241,6 +241,7 @@ def parse_times(col: pd.Series, src: Source, name: str, unit: str):
         times[codes < 0] = np.nan
         if len(times_u):
             ranks = TimeRanks(codes, times_u)
+    times = _unsigned_zeros(times)
     missing = np.isnan(times)
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
@@ -369,7 +370,15 @@ def parse_values(col: pd.Series, src: Source, what: str) -> np.ndarray:
             f"{src.row(pos)}: {what} holds an infinite value ({as_python(col.iloc[pos])!r}); "
             "replace it with a finite number or leave the cell empty."
         )
-    return arr
+    return _unsigned_zeros(arr)
+
+
+def _unsigned_zeros(x: np.ndarray) -> np.ndarray:
+    """``x`` with -0.0 as 0.0 (a new array; -0.0 + 0.0 is 0.0). A zero's sign means
+    nothing in a measurement or a time, and pandas' parser drops it from "-0" in a
+    numeric column but not in one it reads as text (``float("-0")``), so two readings
+    of one file would differ by it."""
+    return x + 0.0
 
 
 def _to_float(cell) -> float:
