@@ -908,3 +908,30 @@ def test_a_negative_zero_reads_as_zero_whether_its_column_is_numeric_or_text(tmp
     frame = pd.DataFrame({"id": ["a", "a"], "time": [-0.0, 1.0], "x": [-0.0, 2.0]})
     (from_frame,) = list(lo.from_dataframe(frame, id_col="id", time_col="time"))
     assert not np.signbit(from_frame.times).any() and not np.signbit(from_frame.values).any()
+
+
+def test_missing_value_spellings_stay_missing_in_a_column_pandas_reads_as_text(tmp_path):
+    """A negative integer, an integer too large for int64 and a decimal in one column make
+    pandas read it as text, and then it may leave "nan" and "NA" as text: in a file they
+    still mean "not observed", while other text still raises."""
+    path = tmp_path / "big.csv"
+    big = "123456789012345678901234567890"
+    rows = ["-2", big, "1.5", "nan", "NA"]
+    path.write_text("id,time,x,y\n" + "".join(f"a,{t},1,{y}\n" for t, y in enumerate(rows)))
+    (series,) = list(lo.read_csv(path, id_col="id", time_col="time"))
+    assert series.mask[:, 1].tolist() == [True, True, True, False, False]
+    assert series.values[:3, 1].tolist() == [-2.0, float(big), 1.5]
+    path.write_text(f"id,time,x,y\na,0,1,-2\na,1,1,{big}\na,2,1,1.5\na,3,1,oops\n")
+    with pytest.raises(LatentODEError, match=r"line 5 of big\.csv: column 'y' holds the text"):
+        lo.read_csv(path, id_col="id", time_col="time")
+    frame = pd.DataFrame({"id": ["a", "a"], "time": [0.0, 1.0], "y": ["1.5", "nan"]})
+    with pytest.raises(LatentODEError, match="holds the text 'nan'"):  # a DataFrame's text
+        lo.from_dataframe(frame, id_col="id", time_col="time")
+
+
+def test_the_missing_value_spellings_are_pandas_defaults():
+    """NA_SPELLINGS copies pandas' default NA values (a private constant, checked here)."""
+    from latentode.data.parse import NA_SPELLINGS
+
+    parsers = pytest.importorskip("pandas._libs.parsers")
+    assert frozenset(parsers.STR_NA_VALUES) == NA_SPELLINGS

@@ -570,6 +570,15 @@ def spaced_raw_csv_files(draw) -> tuple[bytes, dict]:
         {"format": "wide", "sep": ",", "duplicates": "error", "drop_empty": False},
     )
 )
+# and: a number too large for pandas makes it read the column as text, where skipping
+# initial spaces left "nan" as text instead of a missing value
+@example(
+    (
+        b"id,time,x,y\ra,0,1.5, ,\ra,0,1.5,-2,\ra,0,1.5,123456789012345678901234567890,\r"
+        b"a,0,1.5,1.5,\ra,0,1.5,nan,\r",
+        {"format": "wide", "sep": ",", "duplicates": "mean", "drop_empty": False},
+    )
+)
 def test_first_reading_with_spaces_kept_gives_what_the_careful_reading_gives(case):
     """read_csv parses a file first with the spaces after delimiters kept, unless its
     first bytes show such spaces; with that sniff blinded, every file goes that way

@@ -19,6 +19,13 @@ from latentode.data.time_axis import UNIT_NANOSECONDS, TimeAxis, datetimes_to_fl
 from latentode.errors import LatentODEError
 
 _INT_ID = re.compile(r"0|-?[1-9][0-9]*")  # plain integers: no "007", "+7" or "-0"
+#: pandas' default spellings of a missing value (``pandas.read_csv``'s NA values)
+NA_SPELLINGS = frozenset(
+    {
+        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip
 
 
 class LeadingSpace(Exception):
@@ -354,8 +361,13 @@ def parse_values(col: pd.Series, src: Source, what: str) -> np.ndarray:
             arr = np.array([_to_float(c) for c in cells], dtype=np.float64)
         bad = np.isnan(arr) & col.notna().to_numpy()
         if bad.any():
-            # spaces-only cells are empty, not text
-            blank = np.array([isinstance(c, str) and not c.strip() for c in cells[bad]])
+            # spaces-only cells are empty, not text; so, in a file, are pandas' spellings
+            # of a missing value, which its parser leaves as text in a column it reads
+            # as text after a number too large for it when it skips initial spaces
+            missing = NA_SPELLINGS if src.name is not None else frozenset()
+            blank = np.array(
+                [isinstance(c, str) and (not c.strip() or c.strip() in missing) for c in cells[bad]]
+            )
             if not blank.all():
                 pos = int(np.flatnonzero(bad)[np.flatnonzero(~blank)[0]])
                 raise LatentODEError(
