@@ -362,8 +362,9 @@ def parse_values(col: pd.Series, src: Source, what: str) -> np.ndarray:
         bad = np.isnan(arr) & col.notna().to_numpy()
         if bad.any():
             # spaces-only cells are empty, not text; so, in a file, are pandas' spellings
-            # of a missing value, which its parser leaves as text in a column it reads
-            # as text after a number too large for it when it skips initial spaces
+            # of a missing value, which its parser can leave as text in a column it falls
+            # back to reading as text (a negative integer, one too large for int64 and a
+            # decimal together)
             missing = NA_SPELLINGS if src.name is not None else frozenset()
             blank = np.array(
                 [isinstance(c, str) and (not c.strip() or c.strip() in missing) for c in cells[bad]]
