@@ -576,8 +576,8 @@ def spaced_raw_csv_files(draw) -> tuple[bytes, dict]:
         {"format": "wide", "sep": ",", "duplicates": "error", "drop_empty": False},
     )
 )
-# and: a number too large for pandas makes it read the column as text, where skipping
-# initial spaces left "nan" as text instead of a missing value
+# and: a negative integer, one too large for int64 and a decimal in one column make
+# pandas read it as text, where its parser can leave "nan" as text, not a missing value
 @example(
     (
         b"id,time,x,y\ra,0,1.5, ,\ra,0,1.5,-2,\ra,0,1.5,123456789012345678901234567890,\r"

@@ -364,11 +364,9 @@ def parse_values(col: pd.Series, src: Source, what: str) -> np.ndarray:
             # spaces-only cells are empty, not text; so, in a file, are pandas' spellings
             # of a missing value, which its parser can leave as text in a column it falls
             # back to reading as text (a negative integer, one too large for int64 and a
-            # decimal together)
-            missing = NA_SPELLINGS if src.name is not None else frozenset()
-            blank = np.array(
-                [isinstance(c, str) and (not c.strip() or c.strip() in missing) for c in cells[bad]]
-            )
+            # decimal together); both sets hold "", the text of a spaces-only cell
+            missing = NA_SPELLINGS if src.name is not None else frozenset({""})
+            blank = np.array([isinstance(c, str) and c.strip() in missing for c in cells[bad]])
             if not blank.all():
                 pos = int(np.flatnonzero(bad)[np.flatnonzero(~blank)[0]])
                 raise LatentODEError(
