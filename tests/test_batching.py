@@ -114,3 +114,16 @@ def test_context_and_targets_must_match():
         collate(series, SCALER, series[:2])
     with pytest.raises(LatentODEError, match="differ at ids"):
         collate(series, SCALER, series[::-1])
+
+
+def test_a_shared_origin_puts_points_before_the_context_at_positive_times():
+    s = irregular_series()[2]
+    context, hidden = s.take(np.arange(len(s)) >= 3), s.take(np.arange(len(s)) < 3)
+    start = s.times[0] - 1.0  # the training data began a little before this series
+    scaler = Scaler(mean=(10.0, -1.0), std=(2.0, 0.5), time_scale=25.0, time_origin=start)
+    b = collate([context], scaler, [s], dtype=torch.float64)
+    assert float(b.origin[0]) == start
+    np.testing.assert_allclose(b.times[0].numpy(), (context.times - start) / 25.0, rtol=1e-15)
+    np.testing.assert_allclose(b.target_times[0].numpy(), (s.times - start) / 25.0, rtol=1e-15)
+    assert float(b.target_times[0, 0]) == pytest.approx(1.0 / 25.0)  # after the origin
+    assert np.all(hidden.times < context.times[0])

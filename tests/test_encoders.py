@@ -208,3 +208,45 @@ def test_odernn_adjoint_gradients_match_direct() -> None:
         assert (encoder.odernn.field.nfe.backward > 0) == adjoint
     for direct, adjoint in zip(*grads):
         torch.testing.assert_close(adjoint, direct, atol=1e-7, rtol=1e-6)
+
+
+def test_odernn_encoder_carries_the_state_back_to_time_zero() -> None:
+    """With a constant field dh/dt = b (Euler is then exact), a series whose first
+    observation is at t1 > 0 ends at h(t1) - t1·b: the state read from the same series
+    started at 0, carried back over t1 analytically."""
+    encoder = _make("odernn")
+    last = encoder.odernn.field.net[-1]
+    b = torch.tensor([0.3, -1.2, 0.5, 2.0, -0.7, 0.1], dtype=DT)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(b)
+    times, values, mask, lengths = _batch()
+    shift = torch.tensor([0.0, 0.4, 1.5], dtype=DT)
+    mean, std = encoder(times + shift[:, None], values, mask, lengths)
+    at_first = encoder.odernn.final_state(times, values, mask, lengths, reverse=True)  # h(t1)
+    want_mean, want_std = encoder.head(at_first - shift[:, None] * b)
+    torch.testing.assert_close(mean, want_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(std, want_std, rtol=1e-12, atol=1e-12)
+    unshifted = encoder(times, values, mask, lengths)  # every first time 0: no extra move
+    torch.testing.assert_close(unshifted[0][0], mean[0], rtol=0, atol=0)
+    assert not torch.allclose(unshifted[0][1:], mean[1:])
+
+
+def test_rnn_encoder_reads_the_gap_back_to_time_zero_as_one_more_step() -> None:
+    encoder = _make("rnn")
+    gen = torch.Generator().manual_seed(5)
+    own = torch.tensor([0.5, 0.8, 1.2], dtype=DT)
+    values = torch.randn(1, 3, C, generator=gen, dtype=DT).expand(2, -1, -1)
+    mask = torch.ones(2, 3, C, dtype=DT)
+    times = torch.stack([own, own - 0.5])  # the same series, starting at 0.5 and at 0
+    mean, _ = encoder(times, values, mask, torch.tensor([3, 3]))
+
+    def row(v: torch.Tensor, m: torch.Tensor, gap: float) -> torch.Tensor:
+        return torch.cat([v * m, m, torch.tensor([gap], dtype=DT)])
+
+    ones, zeros = torch.ones(C, dtype=DT), torch.zeros(C, dtype=DT)
+    read = [row(values[0, 2], ones, 0.0), row(values[0, 1], ones, 0.4)]
+    read += [row(values[0, 0], ones, 0.3), row(zeros, zeros, 0.5)]  # then back to time 0
+    outputs, _ = encoder.gru(torch.stack(read)[None])
+    torch.testing.assert_close(mean[0], encoder.head(outputs[0, 3])[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mean[1], encoder.head(outputs[0, 2])[0], rtol=1e-12, atol=1e-12)

@@ -208,6 +208,7 @@ def test_scaler_is_fitted_on_the_training_series_only(fitted, data) -> None:
     np.testing.assert_allclose(fitted.scaler_.std, std, rtol=1e-12)
     span = train.groupby("sid")["t"].agg(lambda t: t.max() - t.min()).max()
     assert fitted.scaler_.time_scale == pytest.approx(span)
+    assert fitted.scaler_.time_origin == train["t"].min()  # origin="shared", the default
     # the validation series' values would have moved the mean
     both = pd.concat([train, data["val"]])
     assert not np.isclose(fitted.scaler_.mean[0], np.nanmean(both["a"]))
@@ -267,6 +268,7 @@ def test_predict_works_in_original_units(fitted, data) -> None:
         mean=tuple(k * m + c for m in sc.mean),
         std=tuple(k * s for s in sc.std),
         time_scale=k_t * sc.time_scale,
+        time_origin=k_t * sc.time_origin + c_t,
     )
     new_ctx = ctx.assign(t=k_t * ctx["t"] + c_t, a=k * ctx["a"] + c, b=k * ctx["b"] + c)
     new = moved.predict(new_ctx, times=k_t * times + c_t, seed=6, quantiles=(0.05, 0.95))
@@ -505,7 +507,13 @@ def test_score_rejects_an_unknown_task(fitted, data) -> None:
 
 
 # ---- ODE-RNN -------------------------------------------------------------------------------
+def test_an_unknown_origin_is_refused(data) -> None:
+    with pytest.raises(LatentODEError, match="origin must be one of"):
+        lo.LatentODE(**TINY, origin="first").fit(data["train"], id_col="sid", time_col="t")
+
+
 def test_odernn_fit_predict_score(odernn, data) -> None:
+    assert odernn.scaler_.time_origin is None  # each series' clock starts at its context
     assert odernn.channels_ == CHANNELS and len(odernn.history_) == 2
     ctx = data["val"]
     pred = odernn.predict(ctx, times=[-0.5, 1.0, 6.0], quantiles=(0.05, 0.95))
@@ -699,6 +707,10 @@ BROKEN_HEADERS = {
     "scaler log for another channel count": (
         lambda h: {**h, "scaler": {**h["scaler"], "log": [True]}},
         "log has 1 entries for 2 channels",
+    ),
+    "scaler time_origin not a number": (
+        lambda h: {**h, "scaler": {**h["scaler"], "time_origin": "soon"}},
+        "scaler time_origin must be a number",
     ),
     "not a dict": (lambda h: [1, 2, 3], "header"),
     "residual for another channel count": (

@@ -112,3 +112,28 @@ def test_fit_errors():
     )
     with pytest.raises(LatentODEError, match=r"channel.*v.*no observed value"):
         Scaler.fit(lo.SeriesDataset([s], ["u", "v"]))
+
+
+def test_series_origin_is_the_shared_start_within_one_span_of_the_series():
+    own = Scaler(mean=(0.0,), std=(1.0,), time_scale=10.0)
+    first = np.array([1.0, 2.0, 5.0, 12.0, 30.0])
+    np.testing.assert_array_equal(own.series_origin(first), first)  # each its own start
+    shared = Scaler(mean=(0.0,), std=(1.0,), time_scale=10.0, time_origin=2.0)
+    # before the shared origin: its own start; within one span after it: the shared
+    # origin; further on: one span (10) before its own start
+    np.testing.assert_array_equal(shared.series_origin(first), [1.0, 2.0, 2.0, 2.0, 20.0])
+
+
+def test_a_shared_origin_is_the_earliest_training_time_and_survives_json():
+    data, _ = datasets(garbage=np.nan)
+    assert Scaler.fit(data).time_origin is None
+    scaler = Scaler.fit(data, shared_origin=True)
+    assert scaler.time_origin == min(s.times[0] for s in data)
+    d = json.loads(json.dumps(scaler.to_dict()))
+    assert d["time_origin"] == scaler.time_origin
+    assert Scaler.from_dict(d) == scaler
+    without = {k: v for k, v in d.items() if k != "time_origin"}  # an older model file
+    assert Scaler.from_dict(without).time_origin is None
+    for bad in ("3", float("nan"), float("inf"), True, [1.0]):
+        with pytest.raises(ValueError, match="time_origin"):
+            Scaler.from_dict({**d, "time_origin": bad})

@@ -34,6 +34,7 @@ ESTIMATOR_PARAMS = (
     "log_scale",
     "horizon_warmup",
     "ema_decay",
+    "origin",
 )
 
 
@@ -81,6 +82,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="D",
         help="keep a moving average of the weights, decaying by D a step (default 0.95; 0: off)",
+    )
+    model.add_argument(
+        "--origin",
+        choices=("shared", "context"),  # latentode.data.scaling.ORIGINS, without pandas
+        help="where each series' latent clock starts: the training data's earliest time "
+        "(shared, the default) or the series' first context time (context)",
     )
     model.add_argument(
         "--log-scale",

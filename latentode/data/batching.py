@@ -103,8 +103,9 @@ def collate(
 ) -> Batch:
     """Turn B context series (and optionally B target series) into a :class:`Batch`.
 
-    Each series' clock starts at its first context time (or its first target time
-    when its context is empty). Without ``targets`` the context is also the target.
+    Each series' clock starts at ``scaler.series_origin`` of its first context time (or
+    of its first target time when its context is empty): that time itself, or a shared
+    origin before it. Without ``targets`` the context is also the target.
     ``static_scaler`` standardises the static covariates (unknown ones become 0).
     """
     targets = context if targets is None else targets
@@ -119,13 +120,14 @@ def collate(
             f"context and target series differ at ids {mismatch[0]}; pass the same series, "
             "in the same order, to both."
         )
-    origin = np.array(
+    first = np.array(
         [
             c.times[0] if len(c) else (t.times[0] if len(t) else 0.0)
             for c, t in zip(context, targets)
         ],
         dtype=np.float64,
     )
+    origin = scaler.series_origin(first)
     ct, cv, cm, cl = pad_series(context, origin, scaler)
     tt, tv, tm, tl = pad_series(targets, origin, scaler)
     static = None

@@ -189,6 +189,9 @@ class SeriesDataModule(L.LightningDataModule):
         horizon_epochs: training targets start within :data:`~latentode.data.tasks.HORIZON_START`
             of each series' span from its context's first time and widen by
             ``1 / horizon_epochs`` of the span an epoch (0: whole series from the start).
+        shared_origin: the fitted scaler keeps the training series' earliest time as
+            the shared clock origin (:meth:`~latentode.data.scaling.Scaler.series_origin`);
+            unused with ``scaler``.
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class SeriesDataModule(L.LightningDataModule):
         min_epoch_examples: int = MIN_EPOCH_EXAMPLES,
         log_scale: LogScale = False,
         horizon_epochs: int = 0,
+        shared_origin: bool = False,
     ):
         super().__init__()
         self.train_data, self.val_data = train, val
@@ -214,6 +218,7 @@ class SeriesDataModule(L.LightningDataModule):
         self.min_epoch_examples = min_epoch_examples
         self.log_scale = log_scale
         self.horizon_epochs = horizon_epochs
+        self.shared_origin = shared_origin
         self.task = task or TaskConfig()
         self.val_context: SeriesDataset | None = None  # what the model sees of each val series
         self.val_target: SeriesDataset | None = None  # the points it is scored on
@@ -239,7 +244,7 @@ class SeriesDataModule(L.LightningDataModule):
         self.train_data = train
         self.val_data = val if val is not None and len(val) else None
         if self.scaler is None:
-            self.scaler = Scaler.fit(train, self.log_scale)
+            self.scaler = Scaler.fit(train, self.log_scale, self.shared_origin)
         if self.static_scaler is None:
             self.static_scaler = StaticScaler.fit(train)
         self._train = _TrainingExamples(

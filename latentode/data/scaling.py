@@ -10,6 +10,7 @@ kinds of channel.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,14 +97,19 @@ def _log_columns(values: np.ndarray, log: np.ndarray) -> np.ndarray:
     return out
 
 
+#: where a series' model clock starts (the ``origin`` of :class:`~latentode.LatentODE`):
+#: a time shared by the training data, or each series' first context time
+ORIGINS = ("shared", "context")
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Standardises each channel (or its logarithm) and rescales time, with exact inverses.
 
     ``model_value = (g(value) - mean[c]) / std[c]`` with ``g = log`` for a log-scale
     channel and the identity otherwise, and ``model_time = (time - origin) / time_scale``,
-    where ``origin`` is each series' first context time. Stored as plain numbers so a
-    saved model can undo it.
+    where ``origin`` is each series' clock origin (:meth:`series_origin`). Stored as plain
+    numbers so a saved model can undo it.
 
     Attributes:
         mean, std: per-channel mean and standard deviation of the observed training
@@ -113,6 +119,9 @@ class Scaler:
         log: per channel, True where the channel is modelled on the log scale; None:
             no channel is.
         channels: the channel names, for error messages (None: positions instead).
+        time_origin: the shared clock origin, the earliest first time of the training
+            series (dataset time unit); None: every series' clock starts at its first
+            context time (see :meth:`series_origin`).
     """
 
     mean: tuple[float, ...]
@@ -120,11 +129,15 @@ class Scaler:
     time_scale: float = 1.0
     log: tuple[bool, ...] | None = None
     channels: tuple[str, ...] | None = None
+    time_origin: float | None = None
 
     @classmethod
-    def fit(cls, data: SeriesDataset, log_scale: LogScale = False) -> Scaler:
+    def fit(
+        cls, data: SeriesDataset, log_scale: LogScale = False, shared_origin: bool = False
+    ) -> Scaler:
         """Fit on the observed values of ``data`` (padding and missing values never count);
-        ``log_scale`` as in :func:`choose_log_channels`."""
+        ``log_scale`` as in :func:`choose_log_channels`; ``shared_origin``: keep the
+        earliest first time of ``data``'s series as :attr:`time_origin`."""
         from sklearn.preprocessing import StandardScaler
 
         if len(data) == 0:
@@ -151,6 +164,7 @@ class Scaler:
                 time_scale,
                 log,
                 tuple(data.channels) if log is not None else None,
+                min(float(s.times[0]) for s in data if len(s)) if shared_origin else None,
             )
             scaled = scaler.transform_values(stacked)  # [N, C]
         # a variance that overflows float64 leaves scikit-learn's scale at 1.0: check var_
@@ -184,6 +198,8 @@ class Scaler:
             out["log"] = list(self.log)
         if self.channels is not None:
             out["channels"] = list(self.channels)
+        if self.time_origin is not None:
+            out["time_origin"] = self.time_origin
         return out
 
     @classmethod
@@ -194,7 +210,14 @@ class Scaler:
         log = None if log is None else tuple(log)
         names = d.get("channels")
         names = None if names is None else tuple(str(c) for c in names)
-        return cls(tuple(d["mean"]), tuple(d["std"]), float(d["time_scale"]), log, names)
+        origin = d.get("time_origin")  # files written before shared origins have none
+        if origin is not None:
+            if isinstance(origin, bool) or not isinstance(origin, int | float):
+                raise ValueError(f"scaler time_origin must be a number, got {origin!r}")
+            if not math.isfinite(origin):
+                raise ValueError(f"scaler time_origin must be finite, got {origin!r}")
+            origin = float(origin)
+        return cls(tuple(d["mean"]), tuple(d["std"]), float(d["time_scale"]), log, names, origin)
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
         """[..., C] original units → standardised (NaN stays NaN).
@@ -258,6 +281,23 @@ class Scaler:
     def inverse_rate(self, rate: np.ndarray) -> np.ndarray:
         """[...] events per unit of model time → events per unit of the dataset's time."""
         return rate / self.time_scale
+
+    def series_origin(self, first: np.ndarray) -> np.ndarray:
+        """Clock origins [B] (dataset time unit) of series whose first context times are
+        ``first`` [B]: model time 0, where the latent state z0 is inferred.
+
+        Without :attr:`time_origin`, each series' first context time. With it, the shared
+        origin, unless the series starts before it (then its own first time) or more
+        than ``time_scale`` after it (then ``time_scale`` before its first time, so that
+        no series is carried back further than the longest training span). A context that
+        misses a series' first points then still has its origin before them: the decoder
+        reaches them forwards, and series aligned at a common start (a dose, a birth, an
+        admission) share the time their state z0 describes.
+        """
+        first = np.asarray(first, dtype=np.float64)
+        if self.time_origin is None:
+            return first
+        return np.maximum(np.minimum(first, self.time_origin), first - self.time_scale)
 
     def transform_times(self, times: np.ndarray, origin: float | np.ndarray) -> np.ndarray:
         """Times in the dataset's unit → model time relative to ``origin``."""

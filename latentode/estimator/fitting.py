@@ -19,6 +19,7 @@ import torch
 from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
 from latentode.data.io import as_dataset
+from latentode.data.scaling import ORIGINS
 from latentode.data.schema import DataSchema
 from latentode.data.tasks import TaskConfig, hidden_part
 from latentode.errors import LatentODEError
@@ -72,6 +73,9 @@ def fit_state(
         val = as_dataset(val, "val", columns)
         schema.check_channels(val, "val")
     warmup = getattr(estimator, "horizon_warmup", 0.0)  # ODERNN: none
+    origin = getattr(estimator, "origin", "context")  # ODERNN: its own first time
+    if origin not in ORIGINS:
+        raise LatentODEError(f"origin must be one of {ORIGINS}, got {origin!r}.")
     horizon_epochs = horizon_schedule(warmup, settings.max_epochs)
     decay = settings.ema_decay
     if not (is_real(decay) and 0 <= decay < 1):
@@ -87,6 +91,7 @@ def fit_state(
         val_frac=estimator.val_frac,
         log_scale=estimator.log_scale,
         horizon_epochs=horizon_epochs,
+        shared_origin=origin == "shared",
     )
     datamodule.setup("fit")
     # 2. build the network (and the module that trains it)

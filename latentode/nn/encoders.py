@@ -1,7 +1,8 @@
 """Encoders q(z0 | observations): read each series backwards in time on its own clock.
 
 Every encoder maps a padded batch to the posterior over each series' initial latent
-state, at that series' time 0 (its first observation):
+state, at that series' model time 0 (its clock origin: its first context observation,
+or a shared origin before it; see :meth:`latentode.data.scaling.Scaler.series_origin`):
 
     forward(times [B, T], values [B, T, C], mask [B, T, C], lengths [B])
         -> (mean [B, L], std [B, L])
@@ -15,8 +16,13 @@ and unobserved channels are never read, so garbage there changes nothing.
   update. Its per-series clock: from observation k to the next one read, series i
   moves by its own gap Δt_i,k via ``dh/ds = Δt_i,k · f(h)``, ``s ∈ [0, 1]``, so one
   batched solve per step serves every series (padding has Δt = 0 and does not move).
-- :class:`ODERNNEncoder`: ODE-RNN read in reverse time, then the posterior heads.
+- :class:`ODERNNEncoder`: ODE-RNN read in reverse time and carried on to time 0, then
+  the posterior heads.
 - :class:`RNNEncoder`: a GRU with the time gap as an extra input, in reverse time.
+
+Both read the batch's context times as given: a series whose first context time is
+later than 0 is carried back over that last gap too (ODE-RNN: by its ODE; GRU: one more
+step that reads nothing but the gap).
 """
 
 from __future__ import annotations
@@ -242,8 +248,10 @@ class ODERNNEncoder(nn.Module):
     """ODE-RNN encoder (Rubanova et al. 2019): ODE-RNN in reverse time, then q(z0) heads.
 
     The hidden state starts at 0 at each series' last observation and is carried back
-    to its first (time 0) on the series' own clock; ``(mean, std)`` of q(z0) come from
-    the final state. Sequential steps = T, the longest series' own length.
+    to its first, then on to time 0 (the clock's origin; no move when the first
+    observation is at 0), on the series' own clock; ``(mean, std)`` of q(z0) come from
+    the state there. Sequential steps = T, the longest series' own length (T + 1 when a
+    series' first observation is later than 0).
 
     Args:
         input_dim: C. latent_dim: L. hidden_dim: H (GRU state).
@@ -276,8 +284,24 @@ class ODERNNEncoder(nn.Module):
         mask: torch.Tensor,
         lengths: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if bool((times[:, 0] > 0).any()):  # else the step to time 0 moves nothing
+            times, values, mask, lengths = with_origin_step(times, values, mask, lengths)
         final = self.odernn.final_state(times, values, mask, lengths, reverse=True)
         return self.head(final)  # [B, L], [B, L]
+
+
+def with_origin_step(
+    times: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch with a first position at time 0 where nothing is observed, so that a
+    pass read in reverse ends at the clock's origin: [B, T+1] times, [B, T+1, C] values
+    and mask, lengths + 1 [B]. Its gap is 0 for a series whose first time is 0."""
+    return (
+        F.pad(times, (1, 0)),
+        F.pad(values, (0, 0, 1, 0)),
+        F.pad(mask, (0, 0, 1, 0)),
+        lengths + 1,
+    )
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -299,8 +323,10 @@ class RNNEncoder(nn.Module):
 
     Each series is reversed within its own length (padding stays at the end) and one
     ``nn.GRU`` call reads ``[values·mask, mask, |Δt|]`` from its last observation to its
-    first, where |Δt| is the gap to the observation read before (0 for the first read);
-    the state at each series' own length gives ``(mean, std)`` of q(z0).
+    first, where |Δt| is the gap to the observation read before (0 for the first read),
+    and, for a series whose first time is later than 0, one step more that reads only
+    the gap back to time 0; the state after a series' last step gives ``(mean, std)``
+    of q(z0).
 
     Args:
         input_dim: C. latent_dim: L. hidden_dim: H.
@@ -321,6 +347,8 @@ class RNNEncoder(nn.Module):
         mask: torch.Tensor,
         lengths: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        moves = times[:, 0] > 0  # [B] series carried back to time 0 by one step more
+        times, values, mask, lengths = with_origin_step(times, values, mask, lengths)
         n_batch, n_times, _ = values.shape
         valid = _valid_positions(lengths, n_times)  # [B, T]
         observed = (mask > 0) & valid.unsqueeze(-1)  # [B, T, C]
@@ -334,10 +362,10 @@ class RNNEncoder(nn.Module):
         rev_inputs = reverse_within_length(inputs, lengths)  # [B, T, 2C]
         rev_inputs = torch.cat([rev_inputs, gaps.unsqueeze(-1)], dim=-1)  # [B, T, 2C+1]
         outputs, _ = self.gru(rev_inputs)  # [B, T, H]
-        last = (lengths - 1).clamp(min=0)  # [B]
+        last = (lengths - 1 - (~moves).long()).clamp(min=0)  # [B] the last step read
         index = last.reshape(n_batch, 1, 1).expand(n_batch, 1, outputs.shape[-1])
         h = outputs.gather(1, index).squeeze(1)  # [B, H]
-        h = torch.where((lengths > 0).unsqueeze(-1), h, 0.0)  # empty series: zero state
+        h = torch.where((lengths > 1).unsqueeze(-1), h, 0.0)  # empty series: zero state
         return self.head(h)  # [B, L], [B, L]
 
 
