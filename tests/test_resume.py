@@ -9,6 +9,7 @@ the same weights and predictions.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -27,7 +28,7 @@ import latentode as lo
 from latentode import LatentODEError
 from latentode.models.checkpoints import CheckpointError, read_checkpoint, write_atomically
 from latentode.models.history import read_history
-from latentode.models.training import NonFiniteLossError
+from latentode.models.training import MAX_SKIPPED_STEPS, NonFiniteLossError
 
 SCRIPT = Path(__file__).with_name("resume_train.py")
 EPOCHS = 4  # resume_train.EPOCHS
@@ -299,10 +300,44 @@ def test_nan_gradient_stops_before_the_weights_change(data, tmp_path) -> None:
             seen["after"] = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
 
     with pytest.raises(NonFiniteLossError, match=r"gradient became NaN.*decoder\.weight") as err:
-        _fit(model, data, tmp_path, epochs=2, callbacks=[PoisonGradient()])
-    assert "epoch 0, step 0" in str(err.value) and "lr=" in str(err.value)
-    for key, value in seen["before"].items():
+        _fit(model, data, tmp_path, epochs=3, callbacks=[PoisonGradient()])
+    assert f"in {MAX_SKIPPED_STEPS} steps in a row" in str(err.value) and "lr=" in str(err.value)
+    for key, value in seen["before"].items():  # the skipped steps moved no weight
         assert torch.equal(seen["after"][key], value), key
+
+
+def test_one_nan_gradient_is_skipped_with_a_warning(data, tmp_path, caplog) -> None:
+    model = _tiny()
+    seen = {}
+
+    from lightning.pytorch.callbacks import Callback
+
+    class PoisonFirstGradient(Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["before"] = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
+            poisoned = []
+
+            def once(g):
+                if not poisoned:
+                    poisoned.append(True)
+                    return g * math.nan
+                return g
+
+            pl_module.net.decoder.weight.register_hook(once)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if "after_first" not in seen:
+                seen["after_first"] = {k: v.clone() for k, v in pl_module.net.state_dict().items()}
+
+    with caplog.at_level(logging.WARNING, logger="latentode"):
+        _fit(model, data, tmp_path, epochs=2, callbacks=[PoisonFirstGradient()])
+    assert list(model.history_["epoch"]) == [0, 1]  # training went on
+    assert any(
+        "epoch 0, step 0" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records
+    )
+    for key, value in seen["before"].items():  # the poisoned step moved nothing
+        assert torch.equal(seen["after_first"][key], value), key
+    assert not torch.equal(model.network_.decoder.weight.detach(), seen["before"]["decoder.weight"])
 
 
 # ---- the command line -------------------------------------------------------------------

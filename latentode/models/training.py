@@ -8,6 +8,7 @@ Lightning checkpoints load with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import lightning as L
@@ -17,6 +18,8 @@ import torch
 from latentode.data.batching import Batch
 from latentode.errors import LatentODEError
 from latentode.nn.likelihoods import masked_mse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class OptimConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: optimiser steps in a row with a NaN or infinite gradient before training stops (a
+#: single one, from a rare context that overflows the backward pass, is skipped)
+MAX_SKIPPED_STEPS = 3
 
 
 class NonFiniteLossError(LatentODEError):
@@ -94,6 +102,7 @@ class TrainingModule(L.LightningModule):
         self.net = build_network(kind, config)
         self.optim = OptimConfig(**(optim or {}))
         self.seed = seed
+        self.skipped_in_a_row = 0  # optimiser steps skipped for a non-finite gradient
 
     @property
     def kl_weight(self) -> float:
@@ -106,20 +115,35 @@ class TrainingModule(L.LightningModule):
             dm.set_epoch(self.current_epoch)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip a step whose gradient is NaN or infinite (no weight moves: every gradient
+        is dropped, so the optimiser leaves all parameters as they are) with a warning;
+        :data:`MAX_SKIPPED_STEPS` such steps in a row stop training with an error."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads])).all():
-            bad = [
-                n
-                for n, p in self.named_parameters()
-                if p.grad is not None and not torch.isfinite(p.grad).all()
-            ]
+        if not grads or torch.isfinite(torch.stack([g.abs().max() for g in grads])).all():
+            self.skipped_in_a_row = 0
+            return
+        bad = [
+            n
+            for n, p in self.named_parameters()
+            if p.grad is not None and not torch.isfinite(p.grad).all()
+        ]
+        self.skipped_in_a_row += 1
+        where = f"epoch {self.current_epoch}, step {self.global_step} (in {', '.join(bad[:3])})"
+        if self.skipped_in_a_row >= MAX_SKIPPED_STEPS:
             raise NonFiniteLossError(
-                f"the gradient became NaN or infinite at epoch {self.current_epoch}, step "
-                f"{self.global_step} (in {', '.join(bad[:3])}); training stopped before the "
-                f"weights were updated. Likely causes: a learning rate too high (try "
+                f"the gradient became NaN or infinite in {self.skipped_in_a_row} steps in a "
+                f"row, the last at {where}; training stopped before the weights were "
+                f"updated. Likely causes: a learning rate too high (try "
                 f"lr={self.optim.lr / 10:g}), a solver tolerance too loose, or data with "
                 "extreme values."
             )
+        log.warning(
+            "latentode: the gradient became NaN or infinite at %s; this step is skipped "
+            "(the weights stay as they were).",
+            where,
+        )
+        for p in self.parameters():
+            p.grad = None
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         torch.manual_seed(step_seed(self.seed, self.current_epoch, batch_idx))
