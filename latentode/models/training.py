@@ -1,4 +1,4 @@
-"""The LightningModule that trains any latentode network: steps, logging, optimiser, NaN stop.
+"""The LightningModule that trains any latentode network: steps, logging, optimiser, NaN guard.
 
 Networks are plain ``nn.Module``s (see :data:`latentode.models.NETWORKS`) with
 ``training_loss(batch, kl_weight) -> dict`` and ``predict_mean(batch)``; this module
