@@ -114,14 +114,13 @@ def test_fit_errors():
         Scaler.fit(lo.SeriesDataset([s], ["u", "v"]))
 
 
-def test_series_origin_is_the_shared_start_within_one_span_of_the_series():
+def test_series_origin_is_the_shared_start_for_series_within_one_span_of_it():
     own = Scaler(mean=(0.0,), std=(1.0,), time_scale=10.0)
-    first = np.array([1.0, 2.0, 5.0, 12.0, 30.0])
+    first = np.array([1.0, 2.0, 5.0, 12.0, 12.5, 30.0])
     np.testing.assert_array_equal(own.series_origin(first), first)  # each its own start
     shared = Scaler(mean=(0.0,), std=(1.0,), time_scale=10.0, time_origin=2.0)
-    # before the shared origin: its own start; within one span after it: the shared
-    # origin; further on: one span (10) before its own start
-    np.testing.assert_array_equal(shared.series_origin(first), [1.0, 2.0, 2.0, 2.0, 20.0])
+    # before the shared origin, or more than one span (10) after it: its own start
+    np.testing.assert_array_equal(shared.series_origin(first), [1.0, 2.0, 2.0, 2.0, 12.5, 30.0])
 
 
 def test_a_shared_origin_is_the_earliest_training_time_and_survives_json():

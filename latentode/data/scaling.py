@@ -287,17 +287,19 @@ class Scaler:
         ``first`` [B]: model time 0, where the latent state z0 is inferred.
 
         Without :attr:`time_origin`, each series' first context time. With it, the shared
-        origin, unless the series starts before it (then its own first time) or more
-        than ``time_scale`` after it (then ``time_scale`` before its first time, so that
-        no series is carried back further than the longest training span). A context that
-        misses a series' first points then still has its origin before them: the decoder
-        reaches them forwards, and series aligned at a common start (a dose, a birth, an
-        admission) share the time their state z0 describes.
+        origin for a series that starts within ``time_scale`` (the longest training span)
+        after it, and the series' own first context time for one that starts before it
+        or later (calendar-time data, where series start years apart: carrying each back
+        to the data's start, or a span back, would only lengthen its solves). A context
+        that misses a series' first points then still has its origin before them: the
+        decoder reaches them forwards, and series aligned at a common start (a dose, a
+        birth, an admission) share the time their state z0 describes.
         """
         first = np.asarray(first, dtype=np.float64)
         if self.time_origin is None:
             return first
-        return np.maximum(np.minimum(first, self.time_origin), first - self.time_scale)
+        within = (first >= self.time_origin) & (first - self.time_origin <= self.time_scale)
+        return np.where(within, self.time_origin, first)
 
     def transform_times(self, times: np.ndarray, origin: float | np.ndarray) -> np.ndarray:
         """Times in the dataset's unit → model time relative to ``origin``."""

@@ -85,8 +85,9 @@ class LatentODE(SeriesEstimator):
         origin: where each series' latent clock starts, the time whose state z0 the
             encoder infers and from which the decoder runs. ``"shared"``: the earliest
             time of the training series (the 2019 model's choice: its clock started at
-            the first time of the whole grid), or the series' own first context time
-            where that is earlier, and at most the longest training span before it.
+            the first time of the whole grid) for a series whose first context time is
+            at most the longest training span after it, else that first context time
+            (calendar-time series that start years apart keep their own clocks).
             ``"context"``: each series' first context time, so points before it are
             reached by running the latent ODE backwards. With ``"shared"`` a context
             that misses a series' first points still has its origin before them, and
