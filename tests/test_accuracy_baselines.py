@@ -155,3 +155,19 @@ def test_compare_pairs_common_seeds_borrows_the_baselines_and_reports_the_change
     assert "interp 0.500 (1 sets)" in table
     with pytest.raises(SystemExit, match="share no seed"):
         acc.paired_records(run, {"seeds": [5], "records": []})
+
+
+def test_staggered_starts_move_whole_series_and_leave_the_baselines_errors_alone():
+    df, _ = acc.load_set("theoph")
+    moved = acc.stagger_starts(df, 10.0)
+    shift = (moved["time"] - df["time"]).groupby(df["series_id"])
+    assert (shift.max() - shift.min()).abs().max() < 1e-9  # one offset per series
+    span = df.groupby("series_id")["time"].agg(lambda t: t.max() - t.min()).max()
+    offsets = shift.first()
+    assert offsets.min() >= 0 and offsets.max() <= 10 * span and offsets.nunique() == len(offsets)
+    opts = {"quick": False, "params": {}}
+    plain = acc.run_set("theoph", ["linear", "locf"], 0, opts)
+    staggered = acc.run_set("theoph", ["linear", "locf"], 0, {**opts, "stagger": 10.0})
+    for a, b in zip(plain, staggered):
+        assert (a["task"], a["method"], a["n_scored"]) == (b["task"], b["method"], b["n_scored"])
+        assert b["mse"] == pytest.approx(a["mse"], rel=1e-9)
