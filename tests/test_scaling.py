@@ -10,6 +10,7 @@ import pytest
 import latentode as lo
 from latentode import LatentODEError
 from latentode.data import Scaler, Series
+from latentode.data.scaling import common_start
 
 CHANNELS = ("a", "b", "c")
 
@@ -124,10 +125,10 @@ def test_series_origin_is_the_shared_start_for_series_within_one_span_of_it():
 
 
 def test_a_shared_origin_is_the_earliest_training_time_and_survives_json():
-    data, _ = datasets(garbage=np.nan)
+    data = _starting_at([1.5, 1.5, 2.0, 30.0])  # most start together
     assert Scaler.fit(data).time_origin is None
     scaler = Scaler.fit(data, shared_origin=True)
-    assert scaler.time_origin == min(s.times[0] for s in data)
+    assert scaler.time_origin == 1.5
     d = json.loads(json.dumps(scaler.to_dict()))
     assert d["time_origin"] == scaler.time_origin
     assert Scaler.from_dict(d) == scaler
@@ -136,3 +137,20 @@ def test_a_shared_origin_is_the_earliest_training_time_and_survives_json():
     for bad in ("3", float("nan"), float("inf"), True, [1.0]):
         with pytest.raises(ValueError, match="time_origin"):
             Scaler.from_dict({**d, "time_origin": bad})
+
+
+def _starting_at(firsts) -> lo.SeriesDataset:
+    one = np.ones((2, 1))
+    series = [
+        Series(k, np.array([t, t + 10.0]), one, one.astype(bool)) for k, t in enumerate(firsts)
+    ]
+    return lo.SeriesDataset(series, ["v"])
+
+
+def test_a_common_start_needs_half_the_series_to_start_together():
+    # spans are 10: half of the series within 2.5 of the earliest start share it
+    assert common_start(_starting_at([3.0, 3.0, 5.5, 40.0]), 10.0) == 3.0
+    assert common_start(_starting_at([3.0, 5.6, 20.0, 40.0]), 10.0) is None  # 1 of 4
+    staggered = _starting_at(np.random.default_rng(0).uniform(0, 100, 20))  # calendar time
+    assert Scaler.fit(staggered, shared_origin=True).time_origin is None
+    assert Scaler.fit(_starting_at([0.0] * 5 + [4.0]), shared_origin=True).time_origin == 0.0

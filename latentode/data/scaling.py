@@ -100,6 +100,20 @@ def _log_columns(values: np.ndarray, log: np.ndarray) -> np.ndarray:
 #: where a series' model clock starts (the ``origin`` of :class:`~latentode.LatentODE`):
 #: a time shared by the training data, or each series' first context time
 ORIGINS = ("shared", "context")
+#: series start together when at least half of them start within this share of the
+#: longest span after the earliest start (see :func:`common_start`)
+TOGETHER_WITHIN = 0.25
+
+
+def common_start(data: SeriesDataset, time_scale: float) -> float | None:
+    """The earliest first time of ``data``'s series if the series start together (at
+    least half of them within :data:`TOGETHER_WITHIN` x ``time_scale`` of it: at a dose,
+    a birth, an admission), else None: series in calendar time that start apart share
+    no moment a common origin could stand for."""
+    first = np.array([s.times[0] for s in data if len(s)], dtype=np.float64)
+    start = first.min()
+    together = np.mean(first - start <= TOGETHER_WITHIN * time_scale) >= 0.5
+    return float(start) if together else None
 
 
 @dataclass(frozen=True)
@@ -120,8 +134,9 @@ class Scaler:
             no channel is.
         channels: the channel names, for error messages (None: positions instead).
         time_origin: the shared clock origin, the earliest first time of the training
-            series (dataset time unit); None: every series' clock starts at its first
-            context time (see :meth:`series_origin`).
+            series when they start together (:func:`common_start`; dataset time unit);
+            None: every series' clock starts at its first context time (see
+            :meth:`series_origin`).
     """
 
     mean: tuple[float, ...]
@@ -136,8 +151,8 @@ class Scaler:
         cls, data: SeriesDataset, log_scale: LogScale = False, shared_origin: bool = False
     ) -> Scaler:
         """Fit on the observed values of ``data`` (padding and missing values never count);
-        ``log_scale`` as in :func:`choose_log_channels`; ``shared_origin``: keep the
-        earliest first time of ``data``'s series as :attr:`time_origin`."""
+        ``log_scale`` as in :func:`choose_log_channels`; ``shared_origin``: keep
+        :func:`common_start` of ``data`` as :attr:`time_origin`."""
         from sklearn.preprocessing import StandardScaler
 
         if len(data) == 0:
@@ -164,7 +179,7 @@ class Scaler:
                 time_scale,
                 log,
                 tuple(data.channels) if log is not None else None,
-                min(float(s.times[0]) for s in data if len(s)) if shared_origin else None,
+                common_start(data, time_scale) if shared_origin else None,
             )
             scaled = scaler.transform_values(stacked)  # [N, C]
         # a variance that overflows float64 leaves scikit-learn's scale at 1.0: check var_

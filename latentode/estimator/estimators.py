@@ -83,11 +83,13 @@ class LatentODE(SeriesEstimator):
             seeds, were 0.966x (interpolation) and 0.909x (forecasts) those without, in
             geometric mean (``benchmarks/RESULTS.md``, "Weight averaging").
         origin: where each series' latent clock starts, the time whose state z0 the
-            encoder infers and from which the decoder runs. ``"shared"``: the earliest
-            time of the training series (the 2019 model's choice: its clock started at
-            the first time of the whole grid) for a series whose first context time is
-            at most the longest training span after it, else that first context time
-            (calendar-time series that start years apart keep their own clocks).
+            encoder infers and from which the decoder runs. ``"shared"``: when the
+            training series start together (half of them within a quarter of the
+            longest span of the earliest start), that earliest time (the 2019 model's
+            choice: its clock started at the first time of the whole grid) for a series
+            whose first context time is at most the longest training span after it,
+            else that first context time; series in calendar time that start apart keep
+            their own clocks.
             ``"context"``: each series' first context time, so points before it are
             reached by running the latent ODE backwards. With ``"shared"`` a context
             that misses a series' first points still has its origin before them, and
