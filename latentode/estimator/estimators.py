@@ -94,8 +94,8 @@ class LatentODE(SeriesEstimator):
             reached by running the latent ODE backwards. With ``"shared"`` a context
             that misses a series' first points still has its origin before them, and
             series aligned at a common start (a dose, a birth) infer the state at the
-            same moment: on 39 real sets (3 seeds) the errors were 0.925x
-            (interpolation) and 1.011x (forecasts) those of ``"context"`` in geometric
+            same moment: on 39 real sets (3 seeds) the errors were 0.927x
+            (interpolation) and 1.009x (forecasts) those of ``"context"`` in geometric
             mean (``benchmarks/RESULTS.md``, "A shared clock origin").
         batch_size: series per batch.
         train_task: ``"mixed"``, ``"interp"`` or ``"extrap"``: how training contexts hide points.
