@@ -45,7 +45,7 @@ class LatentODE(SeriesEstimator):
         label_readout: the latent state the label is read from: ``"last"``, z at the
             end of the series' window (its last observation; z0 carried there by the
             latent dynamics), for outcomes after the window such as in-hospital death;
-            ``"z0"``, the state at the series' first time (the paper's choice);
+            ``"z0"``, the state at the series' clock origin (the paper's choice);
             ``"both"``, ``[z0, z_last]``. The head also reads the static covariates.
         label_hidden: the label head: 0, logistic regression on those features; k > 0,
             an MLP with one tanh layer of k units; None, such an MLP ``hidden`` wide.

@@ -69,7 +69,7 @@ class LatentODEConfig:
             one tanh layer of k units; None, such an MLP ``hidden`` units wide (what
             model files without this field hold).
         label_readout: the latent features the classifier reads: ``"z0"`` (the state at
-            the series' first time; what model files without this field hold),
+            the series' clock origin; what model files without this field hold),
             ``"last"`` (z at the end of the series' window, carried there from z0 by the
             latent dynamics) or ``"both"`` (``[z0, z_last]``). The window's end is the
             last target time in training (targets are the whole series) and the last

@@ -3,7 +3,7 @@
 Every series of a batch starts from its own ``z0`` at its own time 0, but the
 dynamics are the same function of the state, so one solve of the whole batch's
 states over the batch's time span serves all series. When queries lie on both sides
-of time 0 (targets before a series' first context time), an adaptive solver runs both
+of time 0 (targets before a series' clock origin), an adaptive solver runs both
 directions as one solve of the doubled state on a shared clock, each half held to the
 tolerance it would have alone, when the state is small enough for the solver's per-step
 overhead to dominate (:data:`JOINT_SOLVE_MAX_ELEMENTS`). The solution is saved on a
