@@ -327,6 +327,25 @@ def test_predict_is_seeded(fitted, data) -> None:
     pd.testing.assert_frame_equal(default, fitted.predict(ctx, times, 20, seed=fitted.seed))
 
 
+def test_a_backcast_under_the_shared_origin_does_not_depend_on_the_other_query_times(
+    fitted, data
+) -> None:
+    """A context that misses a series' first points has its clock origin at the data's
+    start (before them), whatever else is asked: the origin depends on the context only."""
+    val = data["val"]
+    series = val[val["sid"] == val["sid"].iloc[0]]
+    ctx = series.iloc[3:]  # the series without its first three points
+    start = fitted.scaler_.time_origin
+    assert start < ctx["t"].min() <= start + fitted.scaler_.time_scale
+    before = (start + ctx["t"].min()) / 2  # between the data's start and the context
+    alone = fitted.predict(ctx, times=[before], seed=5, n_samples=16)
+    # with a query before the data's start too: an origin that followed the queries moves
+    among = fitted.predict(ctx, times=[start - 0.5, before, 9.0], seed=5, n_samples=16)
+    assert among["t"].iloc[1] == before
+    for ch in CHANNELS:  # the same up to the adaptive solver's tolerance (other step sizes)
+        np.testing.assert_allclose(among[ch].iloc[1], alone[ch].iloc[0], rtol=1e-3, atol=1e-5)
+
+
 def test_predict_reports_nfe_and_takes_solver_overrides(fitted, data) -> None:
     ctx, times = data["val"], [0.0, 2.0, 8.0]
     base = fitted.predict(ctx, times=times)
