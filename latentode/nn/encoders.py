@@ -348,7 +348,10 @@ class RNNEncoder(nn.Module):
         lengths: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         moves = times[:, 0] > 0  # [B] series carried back to time 0 by one step more
-        times, values, mask, lengths = with_origin_step(times, values, mask, lengths)
+        last = lengths - 1 + moves.long()  # [B] the position of each series' last step read
+        empty = lengths == 0
+        if bool(moves.any()):  # else the GRU's earlier outputs are all that is read
+            times, values, mask, lengths = with_origin_step(times, values, mask, lengths)
         n_batch, n_times, _ = values.shape
         valid = _valid_positions(lengths, n_times)  # [B, T]
         observed = (mask > 0) & valid.unsqueeze(-1)  # [B, T, C]
@@ -362,10 +365,9 @@ class RNNEncoder(nn.Module):
         rev_inputs = reverse_within_length(inputs, lengths)  # [B, T, 2C]
         rev_inputs = torch.cat([rev_inputs, gaps.unsqueeze(-1)], dim=-1)  # [B, T, 2C+1]
         outputs, _ = self.gru(rev_inputs)  # [B, T, H]
-        last = (lengths - 1 - (~moves).long()).clamp(min=0)  # [B] the last step read
-        index = last.reshape(n_batch, 1, 1).expand(n_batch, 1, outputs.shape[-1])
+        index = last.clamp(min=0).reshape(n_batch, 1, 1).expand(n_batch, 1, outputs.shape[-1])
         h = outputs.gather(1, index).squeeze(1)  # [B, H]
-        h = torch.where((lengths > 1).unsqueeze(-1), h, 0.0)  # empty series: zero state
+        h = torch.where(empty.unsqueeze(-1), 0.0, h)  # empty series: zero state
         return self.head(h)  # [B, L], [B, L]
 
 
