@@ -41,8 +41,15 @@ def _random_problem(seed: int, n_b=3, n_t=7, n_q=5, n_c=2, n_s=4):
 PROCESS = ResidualProcess(("ou", "matern32"), (0.7, 1.3), (0.3, 0.5), (0.05, 0.01))
 
 
-def _dense_condition(times, query, residuals, mask, process):
-    """Textbook kriging per (series, channel) with numpy, over observed points only."""
+def _dense_condition(
+    times, query, residuals, mask, process, outlier_prior=rp.OUTLIER_PRIOR, outlying=None
+):
+    """Textbook kriging per (series, channel) with numpy, over observed points only: the
+    mixture of the process (K + nI) and, with prior probability ``outlier_prior``, an
+    OU process of variance 100 v and correlation time 10 with the same noise, each
+    weighted by its posterior probability from scipy's densities of the context
+    residuals; the variance is the mixture's, averaged over the samples. ``outlying``
+    [C] bool: the channels that may be outlying (None: all)."""
     n_s, n_b, _, n_c = residuals.shape
     mean = np.zeros((n_s, n_b, query.shape[1], n_c))
     var = np.zeros((n_b, query.shape[1], n_c))
@@ -58,23 +65,48 @@ def _dense_condition(times, query, residuals, mask, process):
             t = times[b, o]
             cov = v * _corr(k, t[:, None] - t[None, :], ell) + n * np.eye(len(t))
             cross = v * _corr(k, t[:, None] - query[b][None, :], ell)  # [T, Q]
+            v_big, ell_big = rp.OUTLIER_VARIANCE_RATIO * v, rp.OUTLIER_LENGTHSCALE
+            cov_big = v_big * _corr("ou", t[:, None] - t[None, :], ell_big) + n * np.eye(len(t))
+            cross_big = v_big * _corr("ou", t[:, None] - query[b][None, :], ell_big)
             weights = np.linalg.solve(cov, cross)  # [T, Q]
+            weights_big = np.linalg.solve(cov_big, cross_big)
+            var_small = v - np.sum(cross * weights, axis=0)
+            var_big = v_big - np.sum(cross_big * weights_big, axis=0)
+            mixture_var = np.zeros(query.shape[1])
             for s in range(n_s):
-                mean[s, b, :, c] = weights.T @ residuals[s, b, o, c]
-            var[b, :, c] = v - np.sum(cross * weights, axis=0)
+                r = residuals[s, b, o, c]
+                m_small, m_big = weights.T @ r, weights_big.T @ r
+                w = 0.0
+                if outlier_prior > 0 and (outlying is None or outlying[c]):
+                    log_ratio = (
+                        multivariate_normal(np.zeros(len(t)), cov_big).logpdf(r)
+                        - multivariate_normal(np.zeros(len(t)), cov).logpdf(r)
+                        + math.log(outlier_prior / (1 - outlier_prior))
+                    )
+                    w = 1 / (1 + math.exp(-log_ratio))
+                mean[s, b, :, c] = (1 - w) * m_small + w * m_big
+                mixture_var += (
+                    (1 - w) * var_small + w * var_big + w * (1 - w) * (m_big - m_small) ** 2
+                )
+            var[b, :, c] = mixture_var / n_s
     return mean, var
 
 
+@pytest.mark.parametrize("outlier_prior", [rp.OUTLIER_PRIOR, 0.0])
 @pytest.mark.parametrize("chunk", [10**9, 1])
-def test_conditioning_matches_dense_kriging(chunk, monkeypatch):
+def test_conditioning_matches_dense_kriging(chunk, outlier_prior, monkeypatch):
+    """Against the dense mixture; with no prior weight on an outlying offset, against
+    plain kriging."""
     process = PROCESS
     monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
+    monkeypatch.setattr(rp, "OUTLIER_PRIOR", outlier_prior)
     times, query, residuals, mask = _random_problem(0)
+    residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
     t = torch.tensor(times)
     mean, var = condition_residual(
         t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query), process.tensors(t)
     )
-    want_mean, want_var = _dense_condition(times, query, residuals, mask, process)
+    want_mean, want_var = _dense_condition(times, query, residuals, mask, process, outlier_prior)
     np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
 
@@ -155,9 +187,11 @@ def test_predictive_fit_recovers_simulated_parameters(seed):
     assert 0.5 / 2 < v < 0.5 * 2
 
 
-def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path():
+def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path(monkeypatch):
     """With ℓ ≫ the gap and no noise, the OU bridge is a Brownian bridge: its mean is
-    the straight line between the two residuals; far away the residual decays to 0."""
+    the straight line between the two residuals; far away the residual decays to 0
+    (the process alone: no outlying offset)."""
+    monkeypatch.setattr(rp, "OUTLIER_PRIOR", 0.0)
     process = ResidualProcess(("ou",), (1e4,), (1e4,), (1e-10,))
     t = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
     r = torch.tensor([[[[2.0], [-1.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]
@@ -171,6 +205,31 @@ def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path
     far = torch.tensor([[5.0]], dtype=torch.float64)
     mean, var = condition_residual(t, r, m, far, short.tensors(t))
     assert abs(mean.item()) < 1e-12 and var.item() == pytest.approx(1.0)
+
+
+def test_an_outlying_series_keeps_its_distance_from_the_path_and_others_do_not():
+    """Residuals of the process (v 0.1, ℓ 0.05) around 0 and around -3 (about ten of its
+    standard deviations): half a span beyond the context the first has returned to the
+    path (mean within 0.05 of 0: the outlying process's weight is small, the variance
+    the process's prior one), the second keeps the distance of its last residual as an
+    OU process (Markov) does beyond its last point, ``r_last · exp(-gap / ℓ)`` with the
+    outlying process's ℓ (within 0.15: the white noise), with a variance between the
+    fitted process's prior one and the outlying process's."""
+    process = ResidualProcess(("ou",), (0.1,), (0.05,), (0.01,))
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 1, (2, 12)), axis=1)
+    cov = [0.1 * _corr("ou", t[:, None] - t[None, :], 0.05) + 0.01 * np.eye(12) for t in times]
+    noise = np.stack([np.linalg.cholesky(c) @ rng.normal(size=12) for c in cov])
+    r = torch.tensor(noise - np.array([[0.0], [3.0]])).view(1, 2, 12, 1)
+    t = torch.tensor(times)
+    m = torch.ones(2, 12, 1, dtype=torch.float64)
+    beyond = torch.full((2, 1), 1.5, dtype=torch.float64)
+    mean, var = condition_residual(t, r, m, beyond, process.tensors(t))
+    assert abs(mean[0, 0, 0, 0].item()) < 0.05
+    assert var[0, 0, 0].item() == pytest.approx(0.1, rel=0.05)
+    decay = math.exp(-(1.5 - times[1, -1]) / rp.OUTLIER_LENGTHSCALE)
+    assert mean[0, 1, 0, 0].item() == pytest.approx(r[0, 1, -1, 0].item() * decay, abs=0.15)
+    assert 0.1 < var[1, 0, 0].item() < rp.OUTLIER_VARIANCE_RATIO * 0.1
 
 
 def _simulate(kernel: str, v: float, ell: float, n: float, n_b: int, n_t: int, seed: int):
@@ -212,6 +271,12 @@ def test_round_trip_and_validation():
         ResidualProcess(("ou",), (1.0,), (-1.0,), (1.0,))
 
 
+def test_only_channels_without_a_level_slope_may_have_outlying_series():
+    mixed = ResidualProcess(("ou", "ou"), (1.0, 1.0), (1.0, 1.0), (0.1, 0.1), (0.0, 2.5), (0, 0))
+    assert mixed.outlying.tolist() == [True, False]
+    assert PROCESS.outlying.tolist() == [True, True]  # no level slopes at all
+
+
 LEVELLED = ResidualProcess(
     *(getattr(PROCESS, f) for f in ("kernel", "variance", "lengthscale", "noise")),
     (0.8, 2.5),
@@ -226,7 +291,8 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
     residuals (recomputed here from the network's own pieces with the dense numpy
     formulas); the std is the conditional std plus the white noise. With level scales,
     the residuals are divided by g = 1 + b·max(path - z, 0) of the mean path at the
-    context, and the kriged mean and std multiplied by g at the query."""
+    context, and the kriged mean and std multiplied by g at the query; those channels
+    have no outlying series' process."""
     from latentode.data.batching import collate
     from latentode.data.dataset import make_series
     from latentode.data.scaling import Scaler
@@ -257,7 +323,12 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
     resid = (batch.values.numpy()[None] - path_c) / g_c
     resid[:, batch.mask.numpy() == 0] = np.nan
     shift, var = _dense_condition(
-        batch.times.numpy(), batch.target_times.numpy(), resid, batch.mask.numpy(), process
+        batch.times.numpy(),
+        batch.target_times.numpy(),
+        resid,
+        batch.mask.numpy(),
+        process,
+        outlying=process.outlying.numpy(),
     )
     sd3 = 3 * np.sqrt(process.variance)  # [C]
     high = np.maximum(np.nanmax(resid, axis=2, keepdims=True), sd3)  # [S, B, 1, C]
@@ -322,12 +393,15 @@ def test_in_context_marks_the_target_times_the_context_holds():
     assert got[:, :4].tolist() == want
 
 
-def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds():
+def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds(monkeypatch):
     """A smooth kernel extrapolates the last two points' slope (here: 0 then 3 a short
     gap apart) well past them. The bound keeps the forecast's residual within [-3 sd,
     max(3, 3 sd)]: at the context's 3 for a process of sd 0.5, at 3 sd = 4.5 for one of
-    sd 1.5; a residual inside the range is untouched."""
+    sd 1.5; a residual inside the range is untouched. (The fitted process alone: with
+    an outlying series' process in the mixture, 3 at sd 0.5 would also be damped.)"""
     from latentode.nn.residual_process import within_context_range
+
+    monkeypatch.setattr(rp, "OUTLIER_PRIOR", 0.0)
 
     t = torch.tensor([[0.0, 0.2]], dtype=torch.float64)
     r = torch.tensor([[[[0.0], [3.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]

@@ -383,7 +383,7 @@ class LatentODENet(nn.Module):
             scale_target = residual.level_scale(out["mean"].mean(0))  # [B, T', C]
             residuals = (batch.values - at_context) / scale_context
             shift, var = condition_residual(
-                batch.times, residuals, batch.mask, batch.target_times, params
+                batch.times, residuals, batch.mask, batch.target_times, params, residual.outlying
             )
             shift = within_context_range(shift, residuals, batch.mask, params[0])
             out["path"] = out["mean"]

@@ -103,6 +103,13 @@ class ResidualProcess:
         z = torch.tensor(self.level_zero, dtype=path.dtype, device=path.device)
         return 1.0 + b * (path - z).clamp_min(0.0)
 
+    @property
+    def outlying(self) -> torch.Tensor:
+        """[C] bool: the channels whose series may be outlying, those without a level
+        slope (see :func:`condition_residual`)."""
+        slopes = self.level_slope or (0.0,) * len(self.kernel)
+        return torch.tensor([b == 0 for b in slopes])
+
     def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(v, ℓ, n, smooth) as [C] tensors on ``like``'s device; ``v, ℓ, n`` in its dtype."""
 
@@ -391,8 +398,11 @@ def condition_residual(
     mask: torch.Tensor,
     query_times: torch.Tensor,
     params: tuple[torch.Tensor, ...],
+    outlying: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The residual at ``query_times`` given the context residuals (kriging).
+    """The residual at ``query_times`` given the context residuals (kriging), mixed with
+    an outlying series' process where the context asks for it (see
+    :func:`_with_outlying_series`).
 
     Args:
         times: [B, T] context model times.
@@ -400,6 +410,9 @@ def condition_residual(
         mask: [B, T, C] 1.0 where observed.
         query_times: [B, Q] model times to predict at.
         params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``).
+        outlying: [C] bool, the channels whose series may be outlying (None: all). A
+            channel whose residuals scale with the level has none: holding a
+            deviation there would carry a relative one to another level.
 
     Returns:
         mean [S, B, Q, C] (the residual's conditional mean per sample; 0 for a channel
@@ -415,20 +428,102 @@ def condition_residual(
     mean = residuals.new_zeros(n_s, n_b, n_c, n_q)
     var = params[0].view(1, -1, 1).expand(n_b, n_c, n_q).clone()
     for part in rows.buckets(max(n_q, n_s)):
-        row_times = part.times(times)  # [r, K]
-        chol = _row_cholesky(part, time_gaps(row_times, row_times), params)  # [r, K, K]
-        cross = _cross_covariance(part, row_times, query_times[part.series], params)
-        if not bool(part.valid.all()):
-            cross.mul_(part.valid.unsqueeze(-1))
-        half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L⁻¹k: [r, K, Q]
         r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
-        white = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, K, S]
-        mean[:, part.series, part.channel] = (half.transpose(-1, -2) @ white).permute(2, 0, 1)
-        explained = torch.linalg.vector_norm(half, dim=-2).square_()  # k^T K⁻¹ k: [r, Q]
-        var[part.series, part.channel] = var[part.series, part.channel] - explained
+        allowed = None if outlying is None else outlying.to(r.device)[part.channel]
+        part_mean, part_var = _with_outlying_series(
+            part, part.times(times), query_times[part.series], r, params, allowed
+        )
+        mean[:, part.series, part.channel] = part_mean.permute(2, 0, 1)
+        var[part.series, part.channel] = part_var
     mean = mean.permute(0, 1, 3, 2)  # [S, B, Q, C]
     var = var.clamp_min(0.0).permute(0, 2, 1)  # [B, Q, C]
     return mean.to(dtype), var.to(dtype)
+
+
+#: the prior probability that a series strays from its path far beyond what the fitted
+#: process expects (an outlying series: far from every training series), the variance of
+#: its straying as a multiple of the process's variance ``v``, and its correlation time
+#: (model time: the longest training series spans 1)
+OUTLIER_PRIOR = 0.01
+OUTLIER_VARIANCE_RATIO = 100.0
+OUTLIER_LENGTHSCALE = 10.0
+
+
+def _outlier_params(params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The outlying series' process: OU with :data:`OUTLIER_VARIANCE_RATIO` times the
+    variance, a correlation time of :data:`OUTLIER_LENGTHSCALE` and the same white noise."""
+    variance, lengthscale, noise, smooth = params
+    return (
+        OUTLIER_VARIANCE_RATIO * variance,
+        torch.full_like(lengthscale, OUTLIER_LENGTHSCALE),
+        noise,
+        torch.zeros_like(smooth),
+    )
+
+
+def _krige(
+    rows: ObservedRows,
+    row_times: torch.Tensor,
+    query_times: torch.Tensor,
+    r: torch.Tensor,
+    params: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Kriging of the rows' residuals ``r`` [r, K, S] at times [r, K] to ``query_times``
+    [r, Q] under ``params``: the conditional mean [r, Q, S], the conditional variance of
+    the correlated part [r, Q] and the log density of the residuals [r, S]."""
+    chol = _row_cholesky(rows, time_gaps(row_times, row_times), params)  # [r, K, K]
+    cross = _cross_covariance(rows, row_times, query_times, params)
+    if not bool(rows.valid.all()):
+        cross.mul_(rows.valid.unsqueeze(-1))
+    half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L⁻¹k: [r, K, Q]
+    white = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, K, S]
+    mean = half.transpose(-1, -2) @ white  # [r, Q, S]
+    explained = torch.linalg.vector_norm(half, dim=-2).square_()  # k^T K⁻¹ k: [r, Q]
+    var = params[0][rows.channel].unsqueeze(-1) - explained
+    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # [r]
+    n_points = rows.valid.sum(-1).to(r.dtype)  # padding: identity rows, residual 0
+    log_density = -0.5 * (white.square().sum(-2) + (log_det + n_points * LOG_2PI).unsqueeze(-1))
+    return mean, var, log_density
+
+
+def _with_outlying_series(
+    rows: ObservedRows,
+    row_times: torch.Tensor,
+    query_times: torch.Tensor,
+    r: torch.Tensor,
+    params: tuple[torch.Tensor, ...],
+    allowed: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_krige`'s mean [r, Q, S] and variance [r, Q], mixed with those of an
+    outlying series' process (:func:`_outlier_params`, prior probability
+    :data:`OUTLIER_PRIOR`) under the two processes' posterior weights ``w`` [r, S], from
+    the densities of the context's residuals: the mixture's mean, and its variance
+    averaged over the samples.
+
+    The outlying process is what a series does when it is far from every training
+    series: a large deviation from its path that changes slowly, so that kriging under
+    it bridges the context's residuals almost linearly and, beyond the context, keeps
+    the nearest ones (as linear interpolation and the last value carried forward do,
+    around the path). A typical series gets ``w`` near 0 (plain kriging); a series
+    whose residuals sit many of the fitted process's standard deviations from its path
+    keeps that distance instead of returning to the path, where the path is no guide.
+    :data:`OUTLIER_PRIOR` 0 turns it off; ``allowed`` [r] (bool) limits it to those rows.
+    """
+    mean, var, log_density = _krige(rows, row_times, query_times, r, params)
+    if OUTLIER_PRIOR <= 0 or (allowed is not None and not bool(allowed.any())):
+        return mean, var
+    mean_out, var_out, log_density_out = _krige(
+        rows, row_times, query_times, r, _outlier_params(params)
+    )
+    prior = math.log(OUTLIER_PRIOR / (1.0 - OUTLIER_PRIOR))
+    w = torch.sigmoid(log_density_out - log_density + prior)  # [r, S]
+    if allowed is not None:
+        w = w * allowed.unsqueeze(-1).to(w.dtype)
+    w = w.unsqueeze(1)  # [r, 1, S]
+    mixed = mean + w * (mean_out - mean)
+    spread = (1.0 - w) * var.unsqueeze(-1) + w * var_out.unsqueeze(-1)
+    spread = spread + w * (1.0 - w) * (mean_out - mean).square()  # [r, Q, S]
+    return mixed, spread.mean(-1)
 
 
 def within_context_range(
