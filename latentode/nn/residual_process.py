@@ -20,6 +20,16 @@ Far from the context, ``mean → 0`` (back to the latent path) and ``var → v``
 residual with ``ℓ`` much longer than the gaps, the bridge between two points is a
 Brownian bridge: it interpolates their residuals linearly.
 
+A series far from every training series (a country whose price level is five training
+standard deviations below the others') has residuals the fitted process cannot
+explain, and returning to the path there is returning to a guess made for other
+series. So the kriging is a mixture of the fitted process and, with a small prior
+probability, an outlying series' process (a hundred times the variance, changing
+slowly: it bridges the residuals almost linearly and keeps the nearest one beyond
+them), weighted by the two processes' likelihoods of the context's residuals
+(:func:`condition_residual`). A typical series is kriged as before; an outlying one
+keeps its distance from the path.
+
 A channel whose values are never negative (a concentration, a weight, a count) may
 have deviations that grow with its level. There the process runs on the residual
 divided by a level scale, ``e_c(t) = g_c(t) u_c(t)`` with ``u_c`` the process above and
@@ -27,7 +37,8 @@ divided by a level scale, ``e_c(t) = g_c(t) u_c(t)`` with ``u_c`` the process ab
 and ``b_c >= 0`` the slope (0: the same deviations at every level; large: deviations in
 proportion to the level, the proportional error of pharmacokinetics). Conditioning
 divides the context's residuals by their ``g`` and multiplies the kriged mean and std
-by ``g`` at the query (:meth:`ResidualProcess.level_scale`).
+by ``g`` at the query (:meth:`ResidualProcess.level_scale`). Such a channel has no
+outlying series' process: a deviation held there would be carried to another level.
 
 Shapes: B series, T context times, Q query times, C channels, S path samples.
 Times are model times, values scaled (the data layer's units).
