@@ -5,6 +5,7 @@ Standalone (also imported by ``run.py``)::
 
     python benchmarks/prediction.py --quick                     # n_samples 10, 30, 100; 1 thread
     python benchmarks/prediction.py --model /tmp/m --threads 1 2  # fit once, reuse the model
+    python benchmarks/prediction.py --outliers    # the outlying series' process: on and off
 """
 
 from __future__ import annotations
@@ -84,6 +85,28 @@ def predict_timing(
         }
         for s, t in settings
     ]
+
+
+def outlier_cost(model: lo.LatentODE, repeats: int, seed: int = 1) -> dict[str, list[float]]:
+    """Seconds of ``model.predict`` (its defaults) on N_SERIES spirals at N_TIMES times,
+    with the residual kriging's outlying series' process (the default) and without it
+    (``OUTLIER_PRIOR`` 0), interleaved: {"with": [...], "without": [...]}."""
+    import latentode.nn.residual_process as rp
+
+    context = lo.datasets.spiral(N_SERIES, seed=seed)
+    times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
+    default = rp.OUTLIER_PRIOR
+    seconds: dict[str, list[float]] = {"with": [], "without": []}
+    model.predict(context[:50], times=times)  # warm-up
+    try:
+        for r in range(repeats):
+            for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
+                rp.OUTLIER_PRIOR = default if name == "with" else 0.0
+                _, secs = timed(lambda: model.predict(context, times=times), torch.device("cpu"))
+                seconds[name].append(secs)
+    finally:
+        rp.OUTLIER_PRIOR = default
+    return seconds
 
 
 @torch.no_grad()
@@ -190,6 +213,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--fit-epochs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="also where predict's time goes")
     parser.add_argument(
+        "--outliers", action="store_true", help="only: predict with and without outlying series"
+    )
+    parser.add_argument(
         "--model", type=Path, default=None, help="load this saved model, or fit and save it here"
     )
     args = parser.parse_args(argv)
@@ -202,6 +228,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.model is not None:
             model.save(args.model)
     repeats = args.repeats or (3 if args.quick else 5)
+    if args.outliers:
+        seconds = outlier_cost(model, repeats)
+        print(f"predict (defaults), {N_SERIES} series x {N_TIMES} times, median of {repeats}:")
+        for name, runs in seconds.items():
+            shown = ", ".join(f"{s:.2f}" for s in runs)
+            print(f"  {name:>7} the outlying series' process: {median(runs):.2f} s  ({shown})")
+        print(f"  ratio with / without: {median(seconds['with']) / median(seconds['without']):.2f}")
+        return []
     rows = predict_timing(model, args.samples, args.threads, repeats)
     print(f"predict, {N_SERIES} series x {N_TIMES} times, median of {repeats} runs:")
     for row in rows:
