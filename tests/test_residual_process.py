@@ -92,21 +92,31 @@ def _dense_condition(
     return mean, var
 
 
+@pytest.mark.parametrize("outlying", [None, (True, False)], ids=["all", "first channel"])
 @pytest.mark.parametrize("outlier_prior", [rp.OUTLIER_PRIOR, 0.0])
 @pytest.mark.parametrize("chunk", [10**9, 1])
-def test_conditioning_matches_dense_kriging(chunk, outlier_prior, monkeypatch):
-    """Against the dense mixture; with no prior weight on an outlying offset, against
-    plain kriging."""
+def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, monkeypatch):
+    """Against the dense mixture; with no prior weight on an outlying series, against
+    plain kriging; with the outlying process allowed on one channel only, against the
+    mixture there and plain kriging on the other."""
     process = PROCESS
     monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
     monkeypatch.setattr(rp, "OUTLIER_PRIOR", outlier_prior)
     times, query, residuals, mask = _random_problem(0)
     residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
     t = torch.tensor(times)
+    flags = None if outlying is None else torch.tensor(outlying)
     mean, var = condition_residual(
-        t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query), process.tensors(t)
+        t,
+        torch.tensor(residuals),
+        torch.tensor(mask),
+        torch.tensor(query),
+        process.tensors(t),
+        flags,
     )
-    want_mean, want_var = _dense_condition(times, query, residuals, mask, process, outlier_prior)
+    want_mean, want_var = _dense_condition(
+        times, query, residuals, mask, process, outlier_prior, outlying
+    )
     np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
 

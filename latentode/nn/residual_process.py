@@ -518,23 +518,30 @@ def _with_outlying_series(
     around the path). A typical series gets ``w`` near 0 (plain kriging); a series
     whose residuals sit many of the fitted process's standard deviations from its path
     keeps that distance instead of returning to the path, where the path is no guide.
-    :data:`OUTLIER_PRIOR` 0 turns it off; ``allowed`` [r] (bool) limits it to those rows.
+    :data:`OUTLIER_PRIOR` 0 turns it off; ``allowed`` [r] (bool) limits it to those rows
+    (the outlying process is only kriged there).
     """
     mean, var, log_density = _krige(rows, row_times, query_times, r, params)
     if OUTLIER_PRIOR <= 0 or (allowed is not None and not bool(allowed.any())):
         return mean, var
+    every = allowed is None or bool(allowed.all())
+    pick = slice(None) if every else torch.nonzero(allowed).squeeze(-1)  # only those rows
     mean_out, var_out, log_density_out = _krige(
-        rows, row_times, query_times, r, _outlier_params(params)
+        rows if every else rows.take(pick),
+        row_times[pick],
+        query_times[pick],
+        r[pick],
+        _outlier_params(params),
     )
     prior = math.log(OUTLIER_PRIOR / (1.0 - OUTLIER_PRIOR))
-    w = torch.sigmoid(log_density_out - log_density + prior)  # [r, S]
-    if allowed is not None:
-        w = w * allowed.unsqueeze(-1).to(w.dtype)
-    w = w.unsqueeze(1)  # [r, 1, S]
-    mixed = mean + w * (mean_out - mean)
-    spread = (1.0 - w) * var.unsqueeze(-1) + w * var_out.unsqueeze(-1)
-    spread = spread + w * (1.0 - w) * (mean_out - mean).square()  # [r, Q, S]
-    return mixed, spread.mean(-1)
+    w = torch.sigmoid(log_density_out - log_density[pick] + prior).unsqueeze(1)  # [r', 1, S]
+    plain = mean[pick]
+    mixed = plain + w * (mean_out - plain)
+    spread = (1.0 - w) * var[pick].unsqueeze(-1) + w * var_out.unsqueeze(-1)
+    spread = spread + w * (1.0 - w) * (mean_out - plain).square()  # [r', Q, S]
+    if every:
+        return mixed, spread.mean(-1)
+    return mean.index_copy(0, pick, mixed), var.index_copy(0, pick, spread.mean(-1))
 
 
 def within_context_range(
