@@ -359,10 +359,20 @@ def scored_terms(
     stacked = row_residuals.dim() == 3
     rhs = row_residuals if stacked else row_residuals.unsqueeze(-1)
     white = torch.linalg.solve_triangular(chol, rhs, upper=False)  # [R, K, M]
-    scored = rows.scored.to(row_residuals.dtype)
-    q = (white**2 * scored.unsqueeze(-1)).sum(-2)  # [R, M]
-    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * scored).sum(-1)
-    return (q if stacked else q.squeeze(-1)), log_det, scored.sum(-1)
+    q, log_det, n = _whitened_terms(chol, white, rows.scored)
+    return (q if stacked else q.squeeze(-1)), log_det, n
+
+
+def _whitened_terms(
+    chol: torch.Tensor, white: torch.Tensor, scored: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From the rows' Cholesky factor L [R, K, K] and whitened residuals ``L⁻¹r`` [R, K, M]:
+    the squared whitened residuals [R, M], the log-determinant terms [R] and the number
+    of points [R], summed over the ``scored`` [R, K] points."""
+    weight = scored.to(white.dtype)
+    q = (white**2 * weight.unsqueeze(-1)).sum(-2)  # [R, M]
+    log_det = 2.0 * (torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)) * weight).sum(-1)
+    return q, log_det, weight.sum(-1)
 
 
 def _rows_log_marginal(
@@ -438,9 +448,11 @@ def condition_residual(
     rows = ObservedRows.of(mask)
     mean = residuals.new_zeros(n_s, n_b, n_c, n_q)
     var = params[0].view(1, -1, 1).expand(n_b, n_c, n_q).clone()
+    if outlying is not None:
+        outlying = outlying.to(mask.device)
     for part in rows.buckets(max(n_q, n_s)):
         r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
-        allowed = None if outlying is None else outlying.to(r.device)[part.channel]
+        allowed = None if outlying is None else outlying[part.channel]
         part_mean, part_var = _with_outlying_series(
             part, part.times(times), query_times[part.series], r, params, allowed
         )
@@ -491,9 +503,8 @@ def _krige(
     mean = half.transpose(-1, -2) @ white  # [r, Q, S]
     explained = torch.linalg.vector_norm(half, dim=-2).square_()  # k^T K⁻¹ k: [r, Q]
     var = params[0][rows.channel].unsqueeze(-1) - explained
-    log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)  # [r]
-    n_points = rows.valid.sum(-1).to(r.dtype)  # padding: identity rows, residual 0
-    log_density = -0.5 * (white.square().sum(-2) + (log_det + n_points * LOG_2PI).unsqueeze(-1))
+    q, log_det, n_points = _whitened_terms(chol, white, rows.valid)
+    log_density = -0.5 * (q + (log_det + n_points * LOG_2PI).unsqueeze(-1))  # [r, S]
     return mean, var, log_density
 
 
