@@ -91,21 +91,21 @@ def outlier_cost(model: lo.LatentODE, repeats: int, seed: int = 1) -> dict[str, 
     """Seconds of ``model.predict`` (its defaults) on N_SERIES spirals at N_TIMES times,
     with the residual kriging's outlying series' process (the default) and without it
     (``OUTLIER_PRIOR`` 0), interleaved: {"with": [...], "without": [...]}."""
-    import latentode.nn.residual_process as rp
+    import latentode.nn.residual_kriging as rk
 
     context = lo.datasets.spiral(N_SERIES, seed=seed)
     times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
-    default = rp.OUTLIER_PRIOR
+    default = rk.OUTLIER_PRIOR
     seconds: dict[str, list[float]] = {"with": [], "without": []}
     model.predict(context[:50], times=times)  # warm-up
     try:
         for r in range(repeats):
             for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                rp.OUTLIER_PRIOR = default if name == "with" else 0.0
+                rk.OUTLIER_PRIOR = default if name == "with" else 0.0
                 _, secs = timed(lambda: model.predict(context, times=times), torch.device("cpu"))
                 seconds[name].append(secs)
     finally:
-        rp.OUTLIER_PRIOR = default
+        rk.OUTLIER_PRIOR = default
     return seconds
 
 
@@ -167,7 +167,7 @@ STAGES = [
     ("encoder (ODE-RNN, fused pass)", "final_state", "nn/encoders.py"),
     ("decoder ODE solve (dopri5)", "solve", "nn/solve.py"),
     ("read-out at the query times", "interpolation_weights", "nn/readout.py"),
-    ("residual kriging", "condition_residual", "nn/residual_process.py"),
+    ("residual kriging", "condition_residual", "nn/residual_kriging.py"),
     ("decoding z to channels", "rowwise", "models/latent_ode.py"),
     ("summaries: mean, std, quantiles", "predictive_summary", "estimator/summaries.py"),
     ("  of which the quantiles", "mixture_quantiles", "estimator/summaries.py"),

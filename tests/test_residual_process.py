@@ -1,128 +1,23 @@
-"""The residual process: kriging and marginal likelihood against dense textbook formulas,
-the Brownian-bridge limit, and parameter recovery from simulated residuals."""
+"""The residual process: its marginal likelihood against dense textbook formulas, its
+parameters recovered from simulated residuals, its level scale and its file form (the
+kriging: ``test_residual_kriging.py``)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
+from residual_oracles import PROCESS, correlation, random_problem
 from scipy.stats import multivariate_normal
 
 import latentode.nn.residual_mle as mle
 import latentode.nn.residual_process as rp
 from latentode.nn.residual_mle import fit_residual_process
-from latentode.nn.residual_process import (
-    ResidualProcess,
-    condition_residual,
-    residual_log_marginal,
-)
-
-
-def _corr(kernel: str, gap: np.ndarray, ell: float) -> np.ndarray:
-    d = np.abs(gap) / ell
-    if kernel == "ou":
-        return np.exp(-d)
-    return (1 + math.sqrt(3) * d) * np.exp(-math.sqrt(3) * d)
-
-
-def _random_problem(seed: int, n_b=3, n_t=7, n_q=5, n_c=2, n_s=4):
-    rng = np.random.default_rng(seed)
-    times = np.sort(rng.uniform(0, 1, (n_b, n_t)), axis=1)
-    query = rng.uniform(-0.2, 1.3, (n_b, n_q))
-    residuals = rng.normal(size=(n_s, n_b, n_t, n_c))
-    mask = (rng.random((n_b, n_t, n_c)) < 0.7).astype(float)
-    mask[:, 0, :] = 1.0
-    residuals[:, mask == 0] = np.nan  # unobserved slots must never be read
-    return times, query, residuals, mask
-
-
-PROCESS = ResidualProcess(("ou", "matern32"), (0.7, 1.3), (0.3, 0.5), (0.05, 0.01))
-
-
-def _dense_condition(
-    times, query, residuals, mask, process, outlier_prior=rp.OUTLIER_PRIOR, outlying=None
-):
-    """Textbook kriging per (series, channel) with numpy, over observed points only: the
-    mixture of the process (K + nI) and, with prior probability ``outlier_prior``, an
-    OU process of variance 100 v and correlation time 10 with the same noise, each
-    weighted by its posterior probability from scipy's densities of the context
-    residuals; the variance is the mixture's, averaged over the samples. ``outlying``
-    [C] bool: the channels that may be outlying (None: all)."""
-    n_s, n_b, _, n_c = residuals.shape
-    mean = np.zeros((n_s, n_b, query.shape[1], n_c))
-    var = np.zeros((n_b, query.shape[1], n_c))
-    for b in range(n_b):
-        for c in range(n_c):
-            k, v, ell, n = (
-                process.kernel[c],
-                process.variance[c],
-                process.lengthscale[c],
-                process.noise[c],
-            )
-            o = mask[b, :, c] > 0
-            t = times[b, o]
-            cov = v * _corr(k, t[:, None] - t[None, :], ell) + n * np.eye(len(t))
-            cross = v * _corr(k, t[:, None] - query[b][None, :], ell)  # [T, Q]
-            v_big, ell_big = rp.OUTLIER_VARIANCE_RATIO * v, rp.OUTLIER_LENGTHSCALE
-            cov_big = v_big * _corr("ou", t[:, None] - t[None, :], ell_big) + n * np.eye(len(t))
-            cross_big = v_big * _corr("ou", t[:, None] - query[b][None, :], ell_big)
-            weights = np.linalg.solve(cov, cross)  # [T, Q]
-            weights_big = np.linalg.solve(cov_big, cross_big)
-            var_small = v - np.sum(cross * weights, axis=0)
-            var_big = v_big - np.sum(cross_big * weights_big, axis=0)
-            mixture_var = np.zeros(query.shape[1])
-            for s in range(n_s):
-                r = residuals[s, b, o, c]
-                m_small, m_big = weights.T @ r, weights_big.T @ r
-                w = 0.0
-                if outlier_prior > 0 and (outlying is None or outlying[c]):
-                    log_ratio = (
-                        multivariate_normal(np.zeros(len(t)), cov_big).logpdf(r)
-                        - multivariate_normal(np.zeros(len(t)), cov).logpdf(r)
-                        + math.log(outlier_prior / (1 - outlier_prior))
-                    )
-                    w = 1 / (1 + math.exp(-log_ratio))
-                mean[s, b, :, c] = (1 - w) * m_small + w * m_big
-                mixture_var += (
-                    (1 - w) * var_small + w * var_big + w * (1 - w) * (m_big - m_small) ** 2
-                )
-            var[b, :, c] = mixture_var / n_s
-    return mean, var
-
-
-@pytest.mark.parametrize("outlying", [None, (True, False)], ids=["all", "first channel"])
-@pytest.mark.parametrize("outlier_prior", [rp.OUTLIER_PRIOR, 0.0])
-@pytest.mark.parametrize("chunk", [10**9, 1])
-def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, monkeypatch):
-    """Against the dense mixture; with no prior weight on an outlying series, against
-    plain kriging; with the outlying process allowed on one channel only, against the
-    mixture there and plain kriging on the other."""
-    process = PROCESS
-    monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
-    monkeypatch.setattr(rp, "OUTLIER_PRIOR", outlier_prior)
-    times, query, residuals, mask = _random_problem(0)
-    residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
-    t = torch.tensor(times)
-    flags = None if outlying is None else torch.tensor(outlying)
-    mean, var = condition_residual(
-        t,
-        torch.tensor(residuals),
-        torch.tensor(mask),
-        torch.tensor(query),
-        process.tensors(t),
-        flags,
-    )
-    want_mean, want_var = _dense_condition(
-        times, query, residuals, mask, process, outlier_prior, outlying
-    )
-    np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
+from latentode.nn.residual_process import ResidualProcess, residual_log_marginal
 
 
 def test_log_marginal_matches_scipy():
-    times, _, residuals, mask = _random_problem(1)
+    times, _, residuals, mask = random_problem(1)
     t = torch.tensor(times)
     got = residual_log_marginal(
         t, torch.tensor(residuals[0]), torch.tensor(mask), PROCESS.tensors(t)
@@ -132,7 +27,9 @@ def test_log_marginal_matches_scipy():
             o = mask[b, :, c] > 0
             tt = times[b, o]
             v, ell, n = PROCESS.variance[c], PROCESS.lengthscale[c], PROCESS.noise[c]
-            cov = v * _corr(PROCESS.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(o.sum())
+            cov = v * correlation(PROCESS.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(
+                o.sum()
+            )
             want = multivariate_normal(np.zeros(o.sum()), cov).logpdf(residuals[0, b, o, c])
             assert got[b, c].item() == pytest.approx(want, rel=1e-10)
 
@@ -140,7 +37,7 @@ def test_log_marginal_matches_scipy():
 def test_log_marginal_with_gradients_equals_the_in_place_path_and_passes_gradcheck():
     """The kernel is built in place unless autograd records it: both give the same
     density, and the recorded one has the right gradient in v, ℓ and n."""
-    times, _, residuals, mask = _random_problem(2)
+    times, _, residuals, mask = random_problem(2)
     t, r, m = torch.tensor(times), torch.tensor(residuals[0]), torch.tensor(mask)
     v, ell, n, smooth = PROCESS.tensors(t)
     plain = residual_log_marginal(t, r, m, (v, ell, n, smooth))
@@ -156,7 +53,7 @@ def test_log_marginal_with_gradients_equals_the_in_place_path_and_passes_gradche
 def test_predictive_log_density_is_the_joint_minus_the_given_part():
     """With ``given`` points the density is log p(r) - log p(r_given) (scipy, dense),
     whatever the order of given and other points in time."""
-    times, _, residuals, mask = _random_problem(2, n_t=9)
+    times, _, residuals, mask = random_problem(2, n_t=9)
     given = (np.random.default_rng(3).random(mask.shape) < 0.5) & (mask > 0)
     t = torch.tensor(times)
     process = PROCESS
@@ -176,7 +73,9 @@ def _dense_log_pdf(process, times: np.ndarray, r: np.ndarray, keep: np.ndarray, 
     """log N(r[keep]; 0, K + n I) of ``process``'s channel ``c`` at times[keep] (scipy)."""
     v, ell, n = process.variance[c], process.lengthscale[c], process.noise[c]
     tt = times[keep]
-    cov = v * _corr(process.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(keep.sum())
+    cov = v * correlation(process.kernel[c], tt[:, None] - tt[None, :], ell) + n * np.eye(
+        keep.sum()
+    )
     return multivariate_normal(np.zeros(keep.sum()), cov).logpdf(np.atleast_1d(r[keep]))
 
 
@@ -197,58 +96,13 @@ def test_predictive_fit_recovers_simulated_parameters(seed):
     assert 0.5 / 2 < v < 0.5 * 2
 
 
-def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path(monkeypatch):
-    """With ℓ ≫ the gap and no noise, the OU bridge is a Brownian bridge: its mean is
-    the straight line between the two residuals; far away the residual decays to 0
-    (the process alone: no outlying offset)."""
-    monkeypatch.setattr(rp, "OUTLIER_PRIOR", 0.0)
-    process = ResidualProcess(("ou",), (1e4,), (1e4,), (1e-10,))
-    t = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
-    r = torch.tensor([[[[2.0], [-1.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]
-    m = torch.ones(1, 2, 1, dtype=torch.float64)
-    q = torch.tensor([[0.25, 0.5, 0.9]], dtype=torch.float64)
-    mean, var = condition_residual(t, r, m, q, process.tensors(t))
-    np.testing.assert_allclose(
-        mean[0, 0, :, 0].numpy(), np.interp([0.25, 0.5, 0.9], [0, 1], [2, -1]), atol=1e-3
-    )
-    short = ResidualProcess(("ou",), (1.0,), (0.01,), (1e-6,))
-    far = torch.tensor([[5.0]], dtype=torch.float64)
-    mean, var = condition_residual(t, r, m, far, short.tensors(t))
-    assert abs(mean.item()) < 1e-12 and var.item() == pytest.approx(1.0)
-
-
-def test_an_outlying_series_keeps_its_distance_from_the_path_and_others_do_not():
-    """Residuals of the process (v 0.1, ℓ 0.05) around 0 and around -3 (about ten of its
-    standard deviations): half a span beyond the context the first has returned to the
-    path (mean within 0.05 of 0: the outlying process's weight is small, the variance
-    the process's prior one), the second keeps the distance of its last residual as an
-    OU process (Markov) does beyond its last point, ``r_last · exp(-gap / ℓ)`` with the
-    outlying process's ℓ (within 0.15: the white noise), with a variance between the
-    fitted process's prior one and the outlying process's."""
-    process = ResidualProcess(("ou",), (0.1,), (0.05,), (0.01,))
-    rng = np.random.default_rng(0)
-    times = np.sort(rng.uniform(0, 1, (2, 12)), axis=1)
-    cov = [0.1 * _corr("ou", t[:, None] - t[None, :], 0.05) + 0.01 * np.eye(12) for t in times]
-    noise = np.stack([np.linalg.cholesky(c) @ rng.normal(size=12) for c in cov])
-    r = torch.tensor(noise - np.array([[0.0], [3.0]])).view(1, 2, 12, 1)
-    t = torch.tensor(times)
-    m = torch.ones(2, 12, 1, dtype=torch.float64)
-    beyond = torch.full((2, 1), 1.5, dtype=torch.float64)
-    mean, var = condition_residual(t, r, m, beyond, process.tensors(t))
-    assert abs(mean[0, 0, 0, 0].item()) < 0.05
-    assert var[0, 0, 0].item() == pytest.approx(0.1, rel=0.05)
-    decay = math.exp(-(1.5 - times[1, -1]) / rp.OUTLIER_LENGTHSCALE)
-    assert mean[0, 1, 0, 0].item() == pytest.approx(r[0, 1, -1, 0].item() * decay, abs=0.15)
-    assert 0.1 < var[1, 0, 0].item() < rp.OUTLIER_VARIANCE_RATIO * 0.1
-
-
 def _simulate(kernel: str, v: float, ell: float, n: float, n_b: int, n_t: int, seed: int):
     rng = np.random.default_rng(seed)
     times = np.sort(rng.uniform(0, 1, (n_b, n_t)), axis=1)
     r = np.zeros((n_b, n_t, 1))
     for b in range(n_b):
         tt = times[b]
-        cov = v * _corr(kernel, tt[:, None] - tt[None, :], ell) + n * np.eye(n_t)
+        cov = v * correlation(kernel, tt[:, None] - tt[None, :], ell) + n * np.eye(n_t)
         r[b, :, 0] = np.linalg.cholesky(cov) @ rng.normal(size=n_t)
     return torch.tensor(times), torch.tensor(r), torch.ones(n_b, n_t, 1, dtype=torch.float64)
 
@@ -285,69 +139,6 @@ def test_only_channels_without_a_level_slope_may_have_outlying_series():
     mixed = ResidualProcess(("ou", "ou"), (1.0, 1.0), (1.0, 1.0), (0.1, 0.1), (0.0, 2.5), (0, 0))
     assert mixed.outlying.tolist() == [True, False]
     assert PROCESS.outlying.tolist() == [True, True]  # no level slopes at all
-
-
-LEVELLED = ResidualProcess(
-    *(getattr(PROCESS, f) for f in ("kernel", "variance", "lengthscale", "noise")),
-    (0.8, 2.5),
-    (-0.4, -1.0),
-)
-
-
-@pytest.mark.parametrize("process", [PROCESS, LEVELLED], ids=["plain", "level-scaled"])
-def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
-    """With a residual process, each sample is its path plus the kriging of that path's
-    residuals at the context, kept within [min(0, min r), max(0, max r)] of those
-    residuals (recomputed here from the network's own pieces with the dense numpy
-    formulas); the std is the conditional std plus the white noise. With level scales,
-    the residuals are divided by g = 1 + b·max(path - z, 0) of the mean path at the
-    context, and the kriged mean and std multiplied by g at the query; those channels
-    have no outlying series' process."""
-    from latentode.data.batching import collate
-    from latentode.data.dataset import make_series
-    from latentode.data.scaling import Scaler
-    from latentode.models import build_network
-
-    torch.manual_seed(0)
-    net = build_network("latent_ode", {"n_channels": 2, "latent_dim": 3, "hidden": 8}).double()
-    rng = np.random.default_rng(5)
-    series, queries = [], []
-    for i, n in enumerate([4, 6]):
-        t = np.sort(rng.uniform(0, 2, n))
-        mask = rng.random((n, 2)) < 0.7
-        mask[:, 0] = True
-        series.append(make_series(i, t, rng.normal(size=(n, 2)), mask))
-        queries.append(make_series(i, np.sort(rng.uniform(-0.5, 2.5, 3)), np.full((3, 2), np.nan)))
-    scaler = Scaler((0.0, 0.0), (1.0, 1.0), 2.0)
-    batch = collate(series, scaler, queries, dtype=torch.float64)
-    out = net.sample(batch, 5, generator=torch.Generator().manual_seed(1), residual=process)
-    z_query, _ = net.latent_paths(out["z0"], batch.target_times)
-    z_context, _ = net.latent_paths(out["z0"], batch.times)
-    path_q = net.decoder(z_query).detach().numpy()
-    path_c = net.decoder(z_context).detach().numpy()
-    slope = np.asarray(process.level_slope or (0.0, 0.0))
-    zero = np.asarray(process.level_zero or (0.0, 0.0))
-    g_c = 1 + slope * np.maximum(path_c.mean(0) - zero, 0)  # [B, T, C]
-    g_q = 1 + slope * np.maximum(path_q.mean(0) - zero, 0)  # [B, Q, C]
-    assert process is PROCESS or (g_q.max() > 1.5 and g_c.max() > 1.5)  # the scale is used
-    resid = (batch.values.numpy()[None] - path_c) / g_c
-    resid[:, batch.mask.numpy() == 0] = np.nan
-    shift, var = _dense_condition(
-        batch.times.numpy(),
-        batch.target_times.numpy(),
-        resid,
-        batch.mask.numpy(),
-        process,
-        outlying=process.outlying.numpy(),
-    )
-    sd3 = 3 * np.sqrt(process.variance)  # [C]
-    high = np.maximum(np.nanmax(resid, axis=2, keepdims=True), sd3)  # [S, B, 1, C]
-    low = np.minimum(np.nanmin(resid, axis=2, keepdims=True), -sd3)
-    shift = np.clip(shift, low, high)
-    np.testing.assert_allclose(out["path"].numpy(), path_q, atol=1e-6)
-    np.testing.assert_allclose(out["mean"].numpy(), path_q + g_q * shift, atol=1e-6)
-    want_std = g_q * np.sqrt(var + np.asarray(process.noise))
-    np.testing.assert_allclose(out["noise_std"].numpy(), want_std, rtol=1e-6)
 
 
 def test_fit_residual_pads_batches_and_recovers_the_simulated_process():
@@ -401,32 +192,6 @@ def test_in_context_marks_the_target_times_the_context_holds():
     got = in_context(batch)
     want = [[True, False, True, False], [False, True, False, False]]
     assert got[:, :4].tolist() == want
-
-
-def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds(monkeypatch):
-    """A smooth kernel extrapolates the last two points' slope (here: 0 then 3 a short
-    gap apart) well past them. The bound keeps the forecast's residual within [-3 sd,
-    max(3, 3 sd)]: at the context's 3 for a process of sd 0.5, at 3 sd = 4.5 for one of
-    sd 1.5; a residual inside the range is untouched. (The fitted process alone: with
-    an outlying series' process in the mixture, 3 at sd 0.5 would also be damped.)"""
-    from latentode.nn.residual_process import within_context_range
-
-    monkeypatch.setattr(rp, "OUTLIER_PRIOR", 0.0)
-
-    t = torch.tensor([[0.0, 0.2]], dtype=torch.float64)
-    r = torch.tensor([[[[0.0], [3.0]]]], dtype=torch.float64)  # [S=1, B=1, T=2, C=1]
-    m = torch.ones(1, 2, 1, dtype=torch.float64)
-    q = torch.tensor([[0.1, 1.0]], dtype=torch.float64)
-    for variance, cap in ((0.25, 3.0), (2.25, 4.5)):
-        smooth = ResidualProcess(("matern32",), (variance,), (2.0,), (1e-6,))
-        shift, _ = condition_residual(t, r, m, q, smooth.tensors(t))
-        assert shift[0, 0, 1, 0] > cap + 1  # unbounded: well past both
-        prior_var = torch.tensor([variance], dtype=torch.float64)
-        bounded = within_context_range(shift, r, m, prior_var)
-        assert bounded[0, 0, 1, 0].item() == pytest.approx(cap)
-        assert bounded[0, 0, 0, 0].item() == pytest.approx(shift[0, 0, 0, 0].item())
-        negative = within_context_range(-shift, -r, m, prior_var)  # the mirror image
-        assert negative[0, 0, 1, 0].item() == pytest.approx(-cap)
 
 
 def test_variance_stays_within_four_mean_squares_of_the_residuals(monkeypatch):
@@ -521,14 +286,14 @@ def test_level_scales_need_the_path():
 @pytest.mark.parametrize("kernels", [("ou", "ou"), ("matern32", "matern32"), ("ou", "matern32")])
 def test_the_kriging_cross_covariance_is_the_textbook_kernel(kernels) -> None:
     """The fewer-pass cross-covariance of prediction against v·ρ(|t - t'| / ℓ) in numpy."""
-    times, query, _, mask = _random_problem(3)
+    times, query, _, mask = random_problem(3)
     process = ResidualProcess(kernels, (0.5, 2.0), (0.3, 0.05), (0.01, 1e-4))
     params = process.tensors(torch.ones(1, dtype=torch.float64))
     rows = rp.ObservedRows.of(torch.as_tensor(mask))
     t1 = rows.times(torch.as_tensor(times))
     t2 = torch.as_tensor(query)[rows.series]
-    got = rp._cross_covariance(rows, t1, t2, params).numpy()
+    got = rp.cross_covariance(rows, t1, t2, params).numpy()
     for i, (c, a, b) in enumerate(zip(rows.channel.tolist(), t1.numpy(), t2.numpy())):
         gap = a[:, None] - b[None, :]
-        want = process.variance[c] * _corr(kernels[c], gap, process.lengthscale[c])
+        want = process.variance[c] * correlation(kernels[c], gap, process.lengthscale[c])
         np.testing.assert_allclose(got[i], want, rtol=1e-12, atol=1e-14)

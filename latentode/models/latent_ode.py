@@ -30,11 +30,8 @@ from latentode.nn.likelihoods import (
     poisson_log_likelihood,
 )
 from latentode.nn.readout import solve_at_times
-from latentode.nn.residual_process import (
-    ResidualProcess,
-    condition_residual,
-    within_context_range,
-)
+from latentode.nn.residual_kriging import condition_residual, within_context_range
+from latentode.nn.residual_process import ResidualProcess
 from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
 
@@ -357,9 +354,9 @@ class LatentODENet(nn.Module):
 
         With a ``residual`` process, each sample's path is also decoded at the context
         times, its residuals there are carried to the targets by kriging
-        (:func:`~latentode.nn.residual_process.condition_residual`, kept within the
+        (:func:`~latentode.nn.residual_kriging.condition_residual`, kept within the
         range of those residuals or 3 prior stds:
-        :func:`~latentode.nn.residual_process.within_context_range`) and added to ``mean``
+        :func:`~latentode.nn.residual_kriging.within_context_range`) and added to ``mean``
         (on the residual divided by its level scale at the mean path, and multiplied back
         at the targets: :meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`);
         ``path`` [S, B, T', C] keeps the decoder output alone, and ``noise_std``

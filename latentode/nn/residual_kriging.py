@@ -1,0 +1,216 @@
+"""Kriging of the residual process: the residual at query times given a context's residuals.
+
+With the process of :mod:`latentode.nn.residual_process` (per channel: variance ``v``,
+correlation ρ with time ``ℓ``, white noise ``n``), conditioning on the residuals
+``r = x - path`` at the context's observed points gives, at a query time ``t``::
+
+    mean(t) = k_t^T (K + n I)^{-1} r,      var(t) = v - k_t^T (K + n I)^{-1} k_t
+
+with ``K_ij = v ρ(|t_i - t_j| / ℓ)`` over the context points and ``k_t,i = v ρ(|t - t_i| / ℓ)``,
+computed per (series, channel) row through the Cholesky factor of ``K + n I``.
+Far from the context, ``mean → 0`` (back to the latent path) and ``var → v``. For an OU
+residual with ``ℓ`` much longer than the gaps, the bridge between two points is a
+Brownian bridge: it interpolates their residuals linearly.
+
+A series far from every training series (a country whose price level is five training
+standard deviations below the others') has residuals the fitted process cannot
+explain, and returning to the path there is returning to a guess made for other
+series. So the kriging is a mixture of the fitted process and, with a small prior
+probability, an outlying series' process (a hundred times the variance, changing
+slowly: it bridges the residuals almost linearly and keeps the nearest one beyond
+them), weighted by the two processes' likelihoods of the context's residuals
+(:func:`condition_residual`). A typical series is kriged as before; an outlying one
+keeps its distance from the path. A channel whose residuals scale with its level
+(:meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`) has no outlying
+series' process: a deviation held there would be carried to another level.
+
+Shapes: B series, T context times, Q query times, C channels, S path samples.
+Times are model times, values scaled (the data layer's units).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from latentode.nn.residual_process import (
+    LOG_2PI,
+    ObservedRows,
+    cross_covariance,
+    row_cholesky,
+    time_gaps,
+    whitened_terms,
+)
+
+__all__ = [
+    "OUTLIER_LENGTHSCALE",
+    "OUTLIER_PRIOR",
+    "OUTLIER_VARIANCE_RATIO",
+    "condition_residual",
+    "within_context_range",
+]
+
+#: the prior probability that a series strays from its path far beyond what the fitted
+#: process expects (an outlying series: far from every training series), the variance of
+#: its straying as a multiple of the process's variance ``v``, and its correlation time
+#: (model time: the longest training series spans 1)
+OUTLIER_PRIOR = 0.01
+OUTLIER_VARIANCE_RATIO = 100.0
+OUTLIER_LENGTHSCALE = 10.0
+
+
+def condition_residual(
+    times: torch.Tensor,
+    residuals: torch.Tensor,
+    mask: torch.Tensor,
+    query_times: torch.Tensor,
+    params: tuple[torch.Tensor, ...],
+    outlying: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual at ``query_times`` given the context residuals (kriging), mixed with
+    an outlying series' process where the context asks for it (see
+    :func:`_with_outlying_series`).
+
+    Args:
+        times: [B, T] context model times.
+        residuals: [S, B, T, C] context residuals per path sample (unobserved: anything).
+        mask: [B, T, C] 1.0 where observed.
+        query_times: [B, Q] model times to predict at.
+        params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``).
+        outlying: [C] bool, the channels whose series may be outlying (None: all). A
+            channel whose residuals scale with the level has none: holding a
+            deviation there would carry a relative one to another level.
+
+    Returns:
+        mean [S, B, Q, C] (the residual's conditional mean per sample; 0 for a channel
+        the context never observed) and variance [B, Q, C] (the correlated part's
+        conditional variance, without the white noise ``n``; ``v`` where unobserved).
+    """
+    dtype = residuals.dtype  # solved in float64: tiny noise variances make K + n I stiff
+    times, residuals, query_times = (x.double() for x in (times, residuals, query_times))
+    params = (*(p.double() for p in params[:3]), params[3])
+    n_s, n_b, _, n_c = residuals.shape
+    n_q = query_times.shape[1]
+    rows = ObservedRows.of(mask)
+    mean = residuals.new_zeros(n_s, n_b, n_c, n_q)
+    var = params[0].view(1, -1, 1).expand(n_b, n_c, n_q).clone()
+    if outlying is not None:
+        outlying = outlying.to(mask.device)
+    for part in rows.buckets(max(n_q, n_s)):
+        r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
+        allowed = None if outlying is None else outlying[part.channel]
+        part_mean, part_var = _with_outlying_series(
+            part, part.times(times), query_times[part.series], r, params, allowed
+        )
+        mean[:, part.series, part.channel] = part_mean.permute(2, 0, 1)
+        var[part.series, part.channel] = part_var
+    mean = mean.permute(0, 1, 3, 2)  # [S, B, Q, C]
+    var = var.clamp_min(0.0).permute(0, 2, 1)  # [B, Q, C]
+    return mean.to(dtype), var.to(dtype)
+
+
+def _outlier_params(params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The outlying series' process: OU with :data:`OUTLIER_VARIANCE_RATIO` times the
+    variance, a correlation time of :data:`OUTLIER_LENGTHSCALE` and the same white noise."""
+    variance, lengthscale, noise, smooth = params
+    return (
+        OUTLIER_VARIANCE_RATIO * variance,
+        torch.full_like(lengthscale, OUTLIER_LENGTHSCALE),
+        noise,
+        torch.zeros_like(smooth),
+    )
+
+
+def _krige(
+    rows: ObservedRows,
+    row_times: torch.Tensor,
+    query_times: torch.Tensor,
+    r: torch.Tensor,
+    params: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Kriging of the rows' residuals ``r`` [r, K, S] at times [r, K] to ``query_times``
+    [r, Q] under ``params``: the conditional mean [r, Q, S], the conditional variance of
+    the correlated part [r, Q] and the log density of the residuals [r, S]."""
+    chol = row_cholesky(rows, time_gaps(row_times, row_times), params)  # [r, K, K]
+    cross = cross_covariance(rows, row_times, query_times, params)
+    if not bool(rows.valid.all()):
+        cross.mul_(rows.valid.unsqueeze(-1))
+    half = torch.linalg.solve_triangular(chol, cross, upper=False)  # L⁻¹k: [r, K, Q]
+    white = torch.linalg.solve_triangular(chol, r, upper=False)  # [r, K, S]
+    mean = half.transpose(-1, -2) @ white  # [r, Q, S]
+    explained = torch.linalg.vector_norm(half, dim=-2).square_()  # k^T K⁻¹ k: [r, Q]
+    var = params[0][rows.channel].unsqueeze(-1) - explained
+    q, log_det, n_points = whitened_terms(chol, white, rows.valid)
+    log_density = -0.5 * (q + (log_det + n_points * LOG_2PI).unsqueeze(-1))  # [r, S]
+    return mean, var, log_density
+
+
+def _with_outlying_series(
+    rows: ObservedRows,
+    row_times: torch.Tensor,
+    query_times: torch.Tensor,
+    r: torch.Tensor,
+    params: tuple[torch.Tensor, ...],
+    allowed: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_krige`'s mean [r, Q, S] and variance [r, Q], mixed with those of an
+    outlying series' process (:func:`_outlier_params`, prior probability
+    :data:`OUTLIER_PRIOR`) under the two processes' posterior weights ``w`` [r, S], from
+    the densities of the context's residuals: the mixture's mean, and its variance
+    averaged over the samples.
+
+    The outlying process is what a series does when it is far from every training
+    series: a large deviation from its path that changes slowly, so that kriging under
+    it bridges the context's residuals almost linearly and, beyond the context, keeps
+    the nearest ones (as linear interpolation and the last value carried forward do,
+    around the path). A typical series gets ``w`` near 0 (plain kriging); a series
+    whose residuals sit many of the fitted process's standard deviations from its path
+    keeps that distance instead of returning to the path, where the path is no guide.
+    :data:`OUTLIER_PRIOR` 0 turns it off; ``allowed`` [r] (bool) limits it to those rows
+    (the outlying process is only kriged there).
+    """
+    mean, var, log_density = _krige(rows, row_times, query_times, r, params)
+    if OUTLIER_PRIOR <= 0 or (allowed is not None and not bool(allowed.any())):
+        return mean, var
+    every = allowed is None or bool(allowed.all())
+    pick = slice(None) if every else torch.nonzero(allowed).squeeze(-1)  # only those rows
+    mean_out, var_out, log_density_out = _krige(
+        rows if every else rows.take(pick),
+        row_times[pick],
+        query_times[pick],
+        r[pick],
+        _outlier_params(params),
+    )
+    prior = math.log(OUTLIER_PRIOR / (1.0 - OUTLIER_PRIOR))
+    w = torch.sigmoid(log_density_out - log_density[pick] + prior).unsqueeze(1)  # [r', 1, S]
+    plain = mean[pick]
+    mixed = plain + w * (mean_out - plain)
+    spread = (1.0 - w) * var[pick].unsqueeze(-1) + w * var_out.unsqueeze(-1)
+    spread = spread + w * (1.0 - w) * (mean_out - plain).square()  # [r', Q, S]
+    if every:
+        return mixed, spread.mean(-1)
+    return mean.index_copy(0, pick, mixed), var.index_copy(0, pick, spread.mean(-1))
+
+
+def within_context_range(
+    shift: torch.Tensor, residuals: torch.Tensor, mask: torch.Tensor, prior_var: torch.Tensor
+) -> torch.Tensor:
+    """The kriged residual ``shift`` [S, B, Q, C] kept within what the series or the
+    process make plausible: between ``min(min r, -3 sd)`` and ``max(max r, 3 sd)``, with
+    ``r`` the context residuals of its series and channel (``residuals`` [S, B, T, C],
+    ``mask`` [B, T, C]) and ``sd`` the process's prior std (``prior_var`` [C]: v).
+
+    Kriging is linear in the residuals, and a once-differentiable kernel extrapolates
+    the slope between the last context points: from two close points that rose steeply
+    (a dose the data leave out) a forecast can run far past anything the series showed
+    and the process expects (on the phenobarb data, to three times the largest value
+    of the context). A trend that the fitted process itself supports (a large ``v``, as
+    for growth curves) stays untouched.
+    """
+    observed = (mask > 0).unsqueeze(0)  # [1, B, T, C]
+    big = torch.finfo(residuals.dtype).max
+    sd3 = 3.0 * prior_var.to(residuals.dtype).sqrt()  # [C]
+    high = torch.maximum(torch.where(observed, residuals, -big).amax(2, keepdim=True), sd3)
+    low = torch.minimum(torch.where(observed, residuals, big).amin(2, keepdim=True), -sd3)
+    return torch.minimum(torch.maximum(shift, low), high)
