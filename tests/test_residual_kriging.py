@@ -17,33 +17,33 @@ from latentode.nn.residual_kriging import condition_residual, within_context_ran
 from latentode.nn.residual_process import ResidualProcess
 
 
+@pytest.mark.parametrize("n_t", [7, 14], ids=["short rows", "rows for an own fit"])
 @pytest.mark.parametrize("outlying", [None, (True, False)], ids=["all", "first channel"])
 @pytest.mark.parametrize("outlier_prior", [rk.OUTLIER_PRIOR, 0.0])
 @pytest.mark.parametrize("chunk", [10**9, 1])
-def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, monkeypatch):
+def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, n_t, monkeypatch):
     """Against the dense mixture; with no prior weight on an outlying series, against
     plain kriging; with the outlying process allowed on one channel only, against the
-    mixture there and plain kriging on the other."""
+    mixture there and plain kriging on the other. With 14 times, the far-off series'
+    rows have enough points for their own process (which must then change the result)."""
     process = PROCESS
     monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
     monkeypatch.setattr(rk, "OUTLIER_PRIOR", outlier_prior)
-    times, query, residuals, mask = random_problem(0)
+    times, query, residuals, mask = random_problem(0, n_t=n_t)
     residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
     t = torch.tensor(times)
     flags = None if outlying is None else torch.tensor(outlying)
-    mean, var = condition_residual(
-        t,
-        torch.tensor(residuals),
-        torch.tensor(mask),
-        torch.tensor(query),
-        process.tensors(t),
-        flags,
-    )
+    args = (t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query))
+    mean, var = condition_residual(*args, process.tensors(t), flags)
     want_mean, want_var = dense_condition(
         times, query, residuals, mask, process, outlier_prior, outlying
     )
     np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-9, atol=1e-10)
+    monkeypatch.setattr(rk, "OWN_FIT_MIN_POINTS", 10**9)  # the fixed outlying process only
+    fixed, _ = condition_residual(*args, process.tensors(t), flags)
+    own_fit = outlier_prior > 0 and n_t == 14
+    assert torch.equal(fixed, mean) != own_fit
 
 
 def test_long_ou_lengthscale_bridges_linearly_and_far_queries_return_to_the_path(monkeypatch):
@@ -178,3 +178,35 @@ def test_kriged_residual_stays_within_the_context_range_or_three_prior_stds(monk
         assert bounded[0, 0, 0, 0].item() == pytest.approx(shift[0, 0, 0, 0].item())
         negative = within_context_range(-shift, -r, m, prior_var)  # the mirror image
         assert negative[0, 0, 1, 0].item() == pytest.approx(-cap)
+
+
+def test_an_outlying_random_walk_is_bridged_by_its_own_fit_as_linear_interpolation_does(
+    monkeypatch,
+):
+    """A series far from its path whose residual is a random walk (steps of sd 0.1,
+    noise 1e-3), under a fitted process that calls half its variance white noise (as a
+    process fitted on training series that the network learnt by heart does). Between
+    its context points (every other of 60) the best prediction of a random walk is its
+    Brownian bridge, linear interpolation. Over five walks, kriging with the series' own
+    fitted process errs within 10% of linear interpolation; the fixed outlying process
+    (the fitted noise) smooths the walk and errs more than 15% above it."""
+    process = ResidualProcess(("ou",), (0.01,), (0.3,), (0.01,))
+    errors = {"own": 0.0, "fixed": 0.0, "linear": 0.0}
+    own_fit_min_points = rk.OWN_FIT_MIN_POINTS
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        times = np.sort(rng.uniform(0, 1, 60))
+        walk = 5.0 + np.cumsum(rng.normal(0, 0.1, 60)) + rng.normal(0, 1e-3, 60)
+        context, query = times[::2], times[1::2]
+        inside = (query > context[0]) & (query < context[-1])
+        t, q = torch.tensor(context).view(1, -1), torch.tensor(query).view(1, -1)
+        r = torch.tensor(walk[::2]).view(1, 1, -1, 1)
+        m = torch.ones(1, len(context), 1, dtype=torch.float64)
+        for name, min_points in (("own", own_fit_min_points), ("fixed", 10**9)):
+            monkeypatch.setattr(rk, "OWN_FIT_MIN_POINTS", min_points)
+            mean, _ = condition_residual(t, r, m, q, process.tensors(t))
+            errors[name] += np.sum((mean[0, 0, :, 0].numpy() - walk[1::2])[inside] ** 2)
+        linear = np.interp(query, context, walk[::2])
+        errors["linear"] += np.sum((linear - walk[1::2])[inside] ** 2)
+    assert errors["own"] < 1.1 * errors["linear"]
+    assert errors["fixed"] > 1.15 * errors["linear"]

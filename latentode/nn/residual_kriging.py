@@ -20,7 +20,8 @@ probability, an outlying series' process (a hundred times the variance, changing
 slowly: it bridges the residuals almost linearly and keeps the nearest one beyond
 them), weighted by the two processes' likelihoods of the context's residuals
 (:func:`condition_residual`). A typical series is kriged as before; an outlying one
-keeps its distance from the path. A channel whose residuals scale with its level
+keeps its distance from the path, and with enough context points is kriged with the
+variance and noise of its own residuals. A channel whose residuals scale with its level
 (:meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`) has no outlying
 series' process: a deviation held there would be carried to another level.
 
@@ -39,6 +40,7 @@ from latentode.nn.residual_process import (
     ObservedRows,
     cross_covariance,
     row_cholesky,
+    scored_terms,
     time_gaps,
     whitened_terms,
 )
@@ -58,6 +60,13 @@ __all__ = [
 OUTLIER_PRIOR = 0.01
 OUTLIER_VARIANCE_RATIO = 100.0
 OUTLIER_LENGTHSCALE = 10.0
+#: a series judged outlying (weight above :data:`OWN_FIT_MIN_WEIGHT` in some path sample)
+#: whose row has at least :data:`OWN_FIT_MIN_POINTS` context points is kriged, under the
+#: outlying hypothesis, with the outlying process's correlation time and the variance and
+#: noise fitted to its own residuals: ``v`` profiled out, ``n / v`` from the grid below
+OWN_FIT_MIN_POINTS = 8
+OWN_FIT_MIN_WEIGHT = 1e-3
+_OWN_NOISE_RATIOS = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
 
 
 def condition_residual(
@@ -169,6 +178,15 @@ def _with_outlying_series(
     keeps that distance instead of returning to the path, where the path is no guide.
     :data:`OUTLIER_PRIOR` 0 turns it off; ``allowed`` [r] (bool) limits it to those rows
     (the outlying process is only kriged there).
+
+    The weights come from the fixed outlying process: it asks whether the series is
+    outlying at all. A series that is (``w`` above :data:`OWN_FIT_MIN_WEIGHT` in some
+    sample) and has :data:`OWN_FIT_MIN_POINTS` context points or more is then kriged,
+    under that hypothesis, with a process fitted to its own residuals
+    (:func:`_own_process`): nothing about it was learnt from the training series, and
+    the fitted process's white noise, which decides between bridging its points and
+    smoothing them, is the training series' (four stock indices: the fixed process
+    smoothed each new index's weekly steps as noise, 1.8x linear interpolation's error).
     """
     mean, var, log_density = _krige(rows, row_times, query_times, r, params)
     if OUTLIER_PRIOR <= 0 or (allowed is not None and not bool(allowed.any())):
@@ -184,6 +202,15 @@ def _with_outlying_series(
     )
     prior = math.log(OUTLIER_PRIOR / (1.0 - OUTLIER_PRIOR))
     w = torch.sigmoid(log_density_out - log_density[pick] + prior).unsqueeze(1)  # [r', 1, S]
+    picked = rows if every else rows.take(pick)
+    own = (w.amax((1, 2)) > OWN_FIT_MIN_WEIGHT) & (picked.valid.sum(-1) >= OWN_FIT_MIN_POINTS)
+    if bool(own.any()):  # kriged under a process fitted to their own residuals instead
+        at = torch.nonzero(own).squeeze(-1)
+        own_rows, own_params = _own_process(picked.take(at), row_times[pick][at], r[pick][at])
+        own_mean, own_var, _ = _krige(
+            own_rows, row_times[pick][at], query_times[pick][at], r[pick][at], own_params
+        )
+        mean_out, var_out = mean_out.index_copy(0, at, own_mean), var_out.index_copy(0, at, own_var)
     plain = mean[pick]
     mixed = plain + w * (mean_out - plain)
     spread = (1.0 - w) * var[pick].unsqueeze(-1) + w * var_out.unsqueeze(-1)
@@ -191,6 +218,45 @@ def _with_outlying_series(
     if every:
         return mixed, spread.mean(-1)
     return mean.index_copy(0, pick, mixed), var.index_copy(0, pick, spread.mean(-1))
+
+
+def _own_process(
+    rows: ObservedRows, row_times: torch.Tensor, r: torch.Tensor
+) -> tuple[ObservedRows, tuple[torch.Tensor, ...]]:
+    """Per row, the outlying process (OU, correlation time :data:`OUTLIER_LENGTHSCALE`)
+    with the variance and white noise most likely for the row's own residuals ``r``
+    [r, K, S] (every path sample's, one scale): ``n / v`` from
+    :data:`_OWN_NOISE_RATIOS`, ``v`` profiled out, as
+    :func:`~latentode.nn.residual_mle.fit_residual_process` does for a channel.
+
+    Over gaps much shorter than the correlation time this process is a level plus a
+    random walk, so ``v`` sets how rough the series is and ``n`` how much of its
+    roughness is noise: a series whose steps are real (a price) is bridged nearly
+    linearly, a noisy one smoothed; beyond the context it keeps its deviation as the
+    fixed outlying process does.
+
+    Returns the rows renumbered so that row i is "channel" i, and (v, ℓ, n, smooth) [r]
+    for them: the form :func:`_krige` takes.
+    """
+    n_rows, n_samples = r.shape[0], r.shape[-1]
+    index = torch.arange(n_rows, device=r.device)
+    own = ObservedRows(rows.series, index, rows.position, rows.valid, rows.valid)
+    gaps = time_gaps(row_times, row_times)
+    ones = torch.ones(n_rows, dtype=r.dtype, device=r.device)
+    ell = ones * OUTLIER_LENGTHSCALE
+    smooth = torch.zeros(n_rows, dtype=torch.bool, device=r.device)
+    best_ll = torch.full_like(ones, -math.inf)
+    best_v, best_ratio = ones.clone(), ones.clone()
+    for ratio in _OWN_NOISE_RATIOS:
+        q, log_det, n_points = scored_terms(own, gaps, r, (ones, ell, ones * ratio, smooth))
+        count = n_samples * n_points  # q [r, S], log_det and n_points [r]
+        v = (q.sum(-1) / count).clamp_min(1e-12)
+        ll = -0.5 * (count * torch.log(v) + count + n_samples * log_det)
+        better = ll > best_ll
+        best_ll = torch.where(better, ll, best_ll)
+        best_v = torch.where(better, v, best_v)
+        best_ratio = torch.where(better, ones * ratio, best_ratio)
+    return own, (best_v, ell, best_ratio * best_v, smooth)
 
 
 def within_context_range(
