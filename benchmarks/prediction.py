@@ -5,7 +5,7 @@ Standalone (also imported by ``run.py``)::
 
     python benchmarks/prediction.py --quick                     # n_samples 10, 30, 100; 1 thread
     python benchmarks/prediction.py --model /tmp/m --threads 1 2  # fit once, reuse the model
-    python benchmarks/prediction.py --outliers    # the outlying series' process: on and off
+    python benchmarks/prediction.py --outliers    # the outlying series' process: on, fixed, off
 """
 
 from __future__ import annotations
@@ -89,23 +89,32 @@ def predict_timing(
 
 def outlier_cost(model: lo.LatentODE, repeats: int, seed: int = 1) -> dict[str, list[float]]:
     """Seconds of ``model.predict`` (its defaults) on N_SERIES spirals at N_TIMES times,
-    with the residual kriging's outlying series' process (the default) and without it
-    (``OUTLIER_PRIOR`` 0), interleaved: {"with": [...], "without": [...]}."""
+    interleaved in rotating order: with the residual kriging's outlying series' process
+    as it is (``"with"``), with the fixed outlying process only (``"no own fit"``:
+    ``OWN_FIT_MIN_POINTS`` out of reach) and without it (``OUTLIER_PRIOR`` 0)."""
     import latentode.nn.residual_kriging as rk
 
     context = lo.datasets.spiral(N_SERIES, seed=seed)
     times = np.linspace(0.0, SPIRAL_T_MAX, N_TIMES)
-    default = rk.OUTLIER_PRIOR
-    seconds: dict[str, list[float]] = {"with": [], "without": []}
+    defaults = {"OUTLIER_PRIOR": rk.OUTLIER_PRIOR, "OWN_FIT_MIN_POINTS": rk.OWN_FIT_MIN_POINTS}
+    arms = {
+        "with": defaults,
+        "no own fit": {**defaults, "OWN_FIT_MIN_POINTS": 10**9},
+        "without": {**defaults, "OUTLIER_PRIOR": 0.0},
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in arms}
     model.predict(context[:50], times=times)  # warm-up
+    names = list(arms)
     try:
         for r in range(repeats):
-            for name in ("with", "without") if r % 2 == 0 else ("without", "with"):
-                rk.OUTLIER_PRIOR = default if name == "with" else 0.0
+            for name in names[r % 3 :] + names[: r % 3]:
+                for constant, value in arms[name].items():
+                    setattr(rk, constant, value)
                 _, secs = timed(lambda: model.predict(context, times=times), torch.device("cpu"))
                 seconds[name].append(secs)
     finally:
-        rk.OUTLIER_PRIOR = default
+        for constant, value in defaults.items():
+            setattr(rk, constant, value)
     return seconds
 
 
@@ -233,8 +242,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"predict (defaults), {N_SERIES} series x {N_TIMES} times, median of {repeats}:")
         for name, runs in seconds.items():
             shown = ", ".join(f"{s:.2f}" for s in runs)
-            print(f"  {name:>7} the outlying series' process: {median(runs):.2f} s  ({shown})")
-        print(f"  ratio with / without: {median(seconds['with']) / median(seconds['without']):.2f}")
+            print(f"  {name:>10}: {median(runs):.2f} s  ({shown})")
+        base = median(seconds["without"])
+        print(
+            f"  ratios to without: with {median(seconds['with']) / base:.2f}, "
+            f"no own fit {median(seconds['no own fit']) / base:.2f}"
+        )
         return []
     rows = predict_timing(model, args.samples, args.threads, repeats)
     print(f"predict, {N_SERIES} series x {N_TIMES} times, median of {repeats} runs:")
