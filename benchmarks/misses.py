@@ -41,7 +41,7 @@ import pandas as pd
 from harness import parse_set_params
 
 HERE = Path(__file__).resolve().parent
-FOLDERS = ("real", "more_real", "check_real", "held_real", "held_real2")
+FOLDERS = ("real", "more_real", "check_real", "held_real", "held_real2", "held_real3", "few_long")
 DATA_DIRS = tuple(HERE / "data" / d for d in FOLDERS)
 
 
@@ -271,12 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{args.set}: interpolation error of LatentODE() by position and series\n")
         print(interp_tables(interp_diagnosis(args.set, seeds, params)))
     elif args.what == "coverage":
-        names = (
-            "accuracy_real.json",
-            "accuracy_more_real.json",
-            "accuracy_check_real.json",
-            "accuracy_held_real.json",
-        )
+        names = [f"accuracy_{folder}.json" for folder in FOLDERS]
         paths = args.results or [
             acc.RESULTS_DIR / n for n in names if (acc.RESULTS_DIR / n).exists()
         ]
