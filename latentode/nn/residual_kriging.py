@@ -193,23 +193,18 @@ def _with_outlying_series(
         return mean, var
     every = allowed is None or bool(allowed.all())
     pick = slice(None) if every else torch.nonzero(allowed).squeeze(-1)  # only those rows
+    picked = rows if every else rows.take(pick)
+    times_p, query_p, r_p = row_times[pick], query_times[pick], r[pick]
     mean_out, var_out, log_density_out = _krige(
-        rows if every else rows.take(pick),
-        row_times[pick],
-        query_times[pick],
-        r[pick],
-        _outlier_params(params),
+        picked, times_p, query_p, r_p, _outlier_params(params)
     )
     prior = math.log(OUTLIER_PRIOR / (1.0 - OUTLIER_PRIOR))
     w = torch.sigmoid(log_density_out - log_density[pick] + prior).unsqueeze(1)  # [r', 1, S]
-    picked = rows if every else rows.take(pick)
     own = (w.amax((1, 2)) > OWN_FIT_MIN_WEIGHT) & (picked.valid.sum(-1) >= OWN_FIT_MIN_POINTS)
     if bool(own.any()):  # kriged under a process fitted to their own residuals instead
         at = torch.nonzero(own).squeeze(-1)
-        own_rows, own_params = _own_process(picked.take(at), row_times[pick][at], r[pick][at])
-        own_mean, own_var, _ = _krige(
-            own_rows, row_times[pick][at], query_times[pick][at], r[pick][at], own_params
-        )
+        own_rows, own_params = _own_process(picked.take(at), times_p[at], r_p[at])
+        own_mean, own_var, _ = _krige(own_rows, times_p[at], query_p[at], r_p[at], own_params)
         mean_out, var_out = mean_out.index_copy(0, at, own_mean), var_out.index_copy(0, at, own_var)
     plain = mean[pick]
     mixed = plain + w * (mean_out - plain)
