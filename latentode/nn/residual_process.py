@@ -107,7 +107,7 @@ class ResidualProcess:
     @property
     def outlying(self) -> torch.Tensor:
         """[C] bool: the channels whose series may be outlying, those without a level
-        slope (see :func:`condition_residual`)."""
+        slope (see :func:`~latentode.nn.residual_kriging.condition_residual`)."""
         slopes = self.level_slope or (0.0,) * len(self.kernel)
         return torch.tensor([b == 0 for b in slopes])
 
