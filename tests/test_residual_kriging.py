@@ -16,15 +16,19 @@ import latentode.nn.residual_process as rp
 from latentode.nn.residual_kriging import condition_residual, within_context_range
 from latentode.nn.residual_process import ResidualProcess
 
+PER_ROW = ((True, False), (False, True), (True, False))  # [B, C]: the far-off series' first
+
 
 @pytest.mark.parametrize("n_t", [7, 14], ids=["short rows", "rows for an own fit"])
-@pytest.mark.parametrize("outlying", [None, (True, False)], ids=["all", "first channel"])
+@pytest.mark.parametrize(
+    "outlying", [None, (True, False), PER_ROW], ids=["all", "first channel", "per row"]
+)
 @pytest.mark.parametrize("outlier_prior", [rk.OUTLIER_PRIOR, 0.0])
 @pytest.mark.parametrize("chunk", [10**9, 1])
 def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, n_t, monkeypatch):
     """Against the dense mixture; with no prior weight on an outlying series, against
-    plain kriging; with the outlying process allowed on one channel only, against the
-    mixture there and plain kriging on the other. With 14 times, the far-off series'
+    plain kriging; with the outlying process allowed on one channel only (or on some
+    rows), against the mixture there and plain kriging elsewhere. With 14 times, the far-off series'
     rows have enough points for their own process (which must then change the result)."""
     process = PROCESS
     monkeypatch.setattr(rp, "_CHUNK_ELEMENTS", chunk)  # 1: one series per Cholesky chunk
@@ -33,6 +37,7 @@ def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, n_t,
     residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
     t = torch.tensor(times)
     flags = None if outlying is None else torch.tensor(outlying)
+    outlying = None if outlying is None else np.array(outlying)
     args = (t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query))
     mean, var = condition_residual(*args, process.tensors(t), flags)
     want_mean, want_var = dense_condition(
@@ -93,6 +98,24 @@ def test_an_outlying_series_keeps_its_distance_from_the_path_and_others_do_not()
     assert 0.1 < var[1, 0, 0].item() < rk.OUTLIER_VARIANCE_RATIO * 0.1
 
 
+def test_rows_may_be_outlying_where_their_level_scale_stays_within_the_ratio():
+    """g over observed context points and real queries only, against hand-computed
+    flags (OUTLIER_LEVEL_RATIO 1.5): g = 1 throughout (no level slope) may be outlying;
+    100..120 may (ignoring an unobserved 999 and a padded query's 5000); 2..3.2 may not,
+    though the context alone spans 2..2.2 (the queries count); 2..2.5 may, though an
+    unobserved point has 3.5."""
+    assert rk.OUTLIER_LEVEL_RATIO == 1.5
+    g_context = torch.tensor(
+        [[[1.0, 100.0], [1.0, 104.0], [1.0, 999.0]], [[2.0, 2.0], [2.1, 3.5], [2.2, 2.5]]]
+    )  # [B, T, C]
+    mask = torch.tensor(
+        [[[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]]]
+    )
+    g_target = torch.tensor([[[1.0, 120.0], [1.0, 5000.0]], [[2.2, 2.2], [3.2, 2.4]]])
+    flags = rk.outlying_rows(g_context, mask, g_target, torch.tensor([1, 2]))
+    assert flags.tolist() == [[True, True], [False, True]]
+
+
 LEVELLED = ResidualProcess(
     *(getattr(PROCESS, f) for f in ("kernel", "variance", "lengthscale", "noise")),
     (0.8, 2.5),
@@ -100,15 +123,23 @@ LEVELLED = ResidualProcess(
 )
 
 
-@pytest.mark.parametrize("process", [PROCESS, LEVELLED], ids=["plain", "level-scaled"])
-def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
+@pytest.mark.parametrize(
+    ("process", "level_ratio"),
+    [(PROCESS, None), (LEVELLED, None), (LEVELLED, 1.07)],
+    ids=["plain", "level-scaled", "level-scaled, some rows steady"],
+)
+def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process, level_ratio, monkeypatch):
     """With a residual process, each sample is its path plus the kriging of that path's
     residuals at the context, kept within [min(0, min r), max(0, max r)] of those
     residuals (recomputed here from the network's own pieces with the dense numpy
     formulas); the std is the conditional std plus the white noise. With level scales,
     the residuals are divided by g = 1 + b·max(path - z, 0) of the mean path at the
-    context, and the kriged mean and std multiplied by g at the query; those channels
-    have no outlying series' process."""
+    context, and the kriged mean and std multiplied by g at the query; a row may then be
+    outlying only where g varies by at most OUTLIER_LEVEL_RATIO over its context points
+    and queries (the untrained network's paths are nearly flat: a ratio of 1.07 splits
+    the rows)."""
+    if level_ratio is not None:
+        monkeypatch.setattr(rk, "OUTLIER_LEVEL_RATIO", level_ratio)
     from latentode.data.batching import collate
     from latentode.data.dataset import make_series
     from latentode.data.scaling import Scaler
@@ -136,6 +167,11 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
     g_c = 1 + slope * np.maximum(path_c.mean(0) - zero, 0)  # [B, T, C]
     g_q = 1 + slope * np.maximum(path_q.mean(0) - zero, 0)  # [B, Q, C]
     assert process is PROCESS or (g_q.max() > 1.5 and g_c.max() > 1.5)  # the scale is used
+    observed = batch.mask.numpy() > 0
+    g_high = np.maximum(np.where(observed, g_c, 0).max(1), g_q.max(1))  # [B, C]
+    g_low = np.minimum(np.where(observed, g_c, np.inf).min(1), g_q.min(1))
+    flags = g_high <= rk.OUTLIER_LEVEL_RATIO * g_low
+    assert flags.all() if level_ratio is None else flags.any() and not flags.all()
     resid = (batch.values.numpy()[None] - path_c) / g_c
     resid[:, batch.mask.numpy() == 0] = np.nan
     shift, var = dense_condition(
@@ -144,7 +180,7 @@ def test_latent_ode_sample_adds_the_kriged_residual_of_each_path(process):
         resid,
         batch.mask.numpy(),
         process,
-        outlying=process.outlying.numpy(),
+        outlying=flags,
     )
     sd3 = 3 * np.sqrt(process.variance)  # [C]
     high = np.maximum(np.nanmax(resid, axis=2, keepdims=True), sd3)  # [S, B, 1, C]

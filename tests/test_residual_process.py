@@ -135,12 +135,6 @@ def test_round_trip_and_validation():
         ResidualProcess(("ou",), (1.0,), (-1.0,), (1.0,))
 
 
-def test_only_channels_without_a_level_slope_may_have_outlying_series():
-    mixed = ResidualProcess(("ou", "ou"), (1.0, 1.0), (1.0, 1.0), (0.1, 0.1), (0.0, 2.5), (0, 0))
-    assert mixed.outlying.tolist() == [True, False]
-    assert PROCESS.outlying.tolist() == [True, True]  # no level slopes at all
-
-
 def test_fit_residual_pads_batches_and_recovers_the_simulated_process():
     """fit_residual on batches of different widths (whole series as targets) around a
     known path (a stub network returns sin(t) as every sample's path): the residual

@@ -30,7 +30,11 @@ from latentode.nn.likelihoods import (
     poisson_log_likelihood,
 )
 from latentode.nn.readout import solve_at_times
-from latentode.nn.residual_kriging import condition_residual, within_context_range
+from latentode.nn.residual_kriging import (
+    condition_residual,
+    outlying_rows,
+    within_context_range,
+)
 from latentode.nn.residual_process import ResidualProcess
 from latentode.nn.solve import SolverConfig
 from latentode.nn.vector_fields import MLPVectorField
@@ -379,8 +383,9 @@ class LatentODENet(nn.Module):
             scale_context = residual.level_scale(at_context.mean(0))  # [B, T, C]
             scale_target = residual.level_scale(out["mean"].mean(0))  # [B, T', C]
             residuals = (batch.values - at_context) / scale_context
+            outlying = outlying_rows(scale_context, batch.mask, scale_target, batch.target_lengths)
             shift, var = condition_residual(
-                batch.times, residuals, batch.mask, batch.target_times, params, residual.outlying
+                batch.times, residuals, batch.mask, batch.target_times, params, outlying
             )
             shift = within_context_range(shift, residuals, batch.mask, params[0])
             out["path"] = out["mean"]

@@ -21,9 +21,10 @@ slowly: it bridges the residuals almost linearly and keeps the nearest one beyon
 them), weighted by the two processes' likelihoods of the context's residuals
 (:func:`condition_residual`). A typical series is kriged as before; an outlying one
 keeps its distance from the path, and with enough context points is kriged with the
-variance and noise of its own residuals. A channel whose residuals scale with its level
-(:meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`) has no outlying
-series' process: a deviation held there would be carried to another level.
+variance and noise of its own residuals. Where a channel's residuals scale with its level
+(:meth:`~latentode.nn.residual_process.ResidualProcess.level_scale`), a series may be
+outlying only if its level scale stays nearly the same over its context and queries
+(:func:`outlying_rows`): elsewhere a deviation held would be carried to another level.
 
 Shapes: B series, T context times, Q query times, C channels, S path samples.
 Times are model times, values scaled (the data layer's units).
@@ -47,9 +48,11 @@ from latentode.nn.residual_process import (
 
 __all__ = [
     "OUTLIER_LENGTHSCALE",
+    "OUTLIER_LEVEL_RATIO",
     "OUTLIER_PRIOR",
     "OUTLIER_VARIANCE_RATIO",
     "condition_residual",
+    "outlying_rows",
     "within_context_range",
 ]
 
@@ -67,6 +70,44 @@ OUTLIER_LENGTHSCALE = 10.0
 OWN_FIT_MIN_POINTS = 8
 OWN_FIT_MIN_WEIGHT = 1e-3
 _OWN_NOISE_RATIOS = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+#: a series may be outlying in a channel with a level scale ``g`` where ``g`` varies by
+#: at most this factor over its context points and queries (see :func:`outlying_rows`)
+OUTLIER_LEVEL_RATIO = 1.5
+
+
+def outlying_rows(
+    scale_context: torch.Tensor,
+    mask: torch.Tensor,
+    scale_target: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """[B, C] bool: the (series, channel) rows that may be outlying, those whose level
+    scale ``g`` varies by at most :data:`OUTLIER_LEVEL_RATIO` over their observed context
+    points and their queries (every row of a channel without a level slope: ``g = 1``).
+
+    The outlying process holds a deviation of the residual divided by ``g``; where ``g``
+    changes, the deviation held is a relative one and is carried to another level (on
+    remifentanil, a series that peaked at 3.7 times the training series' median peak was
+    forecast at 11-15 where it measured below 1). Where ``g`` is nearly constant, because
+    the level stays far from the original 0 relative to its changes (a body temperature),
+    the level scale only rescales the process and the series is treated as one without.
+
+    Args:
+        scale_context: [B, T, C] ``g`` at the context times; mask [B, T, C] (1.0 = observed).
+        scale_target: [B, Q, C] ``g`` at the queries; target_lengths [B] real queries.
+    """
+    observed = mask > 0
+    real = torch.arange(scale_target.shape[1], device=mask.device)
+    real = (real < target_lengths.to(mask.device).view(-1, 1)).unsqueeze(-1)  # [B, Q, 1]
+    high = torch.maximum(
+        torch.where(observed, scale_context, 0.0).amax(1),
+        torch.where(real, scale_target, 0.0).amax(1),
+    )
+    low = torch.minimum(
+        torch.where(observed, scale_context, torch.inf).amin(1),
+        torch.where(real, scale_target, torch.inf).amin(1),
+    )
+    return high <= OUTLIER_LEVEL_RATIO * low
 
 
 def condition_residual(
@@ -87,9 +128,8 @@ def condition_residual(
         mask: [B, T, C] 1.0 where observed.
         query_times: [B, Q] model times to predict at.
         params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``).
-        outlying: [C] bool, the channels whose series may be outlying (None: all). A
-            channel whose residuals scale with the level has none: holding a
-            deviation there would carry a relative one to another level.
+        outlying: [B, C] bool, the rows that may be outlying (:func:`outlying_rows`), or
+            [C] per channel; None: all.
 
     Returns:
         mean [S, B, Q, C] (the residual's conditional mean per sample; 0 for a channel
@@ -108,7 +148,12 @@ def condition_residual(
         outlying = outlying.to(mask.device)
     for part in rows.buckets(max(n_q, n_s)):
         r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
-        allowed = None if outlying is None else outlying[part.channel]
+        if outlying is None:
+            allowed = None
+        elif outlying.dim() == 2:
+            allowed = outlying[part.series, part.channel]
+        else:
+            allowed = outlying[part.channel]
         part_mean, part_var = _with_outlying_series(
             part, part.times(times), query_times[part.series], r, params, allowed
         )

@@ -104,13 +104,6 @@ class ResidualProcess:
         z = torch.tensor(self.level_zero, dtype=path.dtype, device=path.device)
         return 1.0 + b * (path - z).clamp_min(0.0)
 
-    @property
-    def outlying(self) -> torch.Tensor:
-        """[C] bool: the channels whose series may be outlying, those without a level
-        slope (see :func:`~latentode.nn.residual_kriging.condition_residual`)."""
-        slopes = self.level_slope or (0.0,) * len(self.kernel)
-        return torch.tensor([b == 0 for b in slopes])
-
     def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(v, ℓ, n, smooth) as [C] tensors on ``like``'s device; ``v, ℓ, n`` in its dtype."""
 
