@@ -20,6 +20,8 @@ import copy
 import json
 import logging
 import struct
+import warnings
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -212,6 +214,20 @@ def test_scaler_is_fitted_on_the_training_series_only(fitted, data) -> None:
     # the validation series' values would have moved the mean
     both = pd.concat([train, data["val"]])
     assert not np.isclose(fitted.scaler_.mean[0], np.nanmean(both["a"]))
+
+
+def test_fit_on_fewer_than_three_series_warns_that_there_is_no_population(tmp_path) -> None:
+    """Two series warn, pointing at the caller's line; three do not."""
+    torch.set_num_threads(1)
+    ds = _dataset(_frame(3, seed=1))
+    with pytest.warns(UserWarning, match="train has 2 series: the latent path") as caught:
+        lo.LatentODE(**TINY).fit(ds[[0, 1]], max_epochs=1, log_dir=tmp_path / "two", **FIT)
+    ours = [w for w in caught if "train has" in str(w.message)]
+    assert [Path(w.filename).name for w in ours] == ["test_estimator.py"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lo.LatentODE(**TINY).fit(ds, max_epochs=1, log_dir=tmp_path / "three", **FIT)
+    assert not [w for w in caught if "train has" in str(w.message)]
 
 
 def test_fit_without_val_holds_out_and_says_so(caplog, tmp_path) -> None:

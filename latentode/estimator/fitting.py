@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -211,6 +212,10 @@ def horizon_schedule(warmup: float, max_epochs: int) -> int:
     return max(1, round(warmup * max_epochs)) if warmup > 0 else 0
 
 
+#: with fewer training series than this, ``fit`` warns: no population to learn from
+FEW_SERIES = 3
+
+
 def _check_trainable(data: SeriesDataset) -> None:
     if len(data) == 0:
         raise LatentODEError("train has no series.")
@@ -218,6 +223,15 @@ def _check_trainable(data: SeriesDataset) -> None:
         raise LatentODEError(
             "every train series has fewer than 2 time points; a latent ODE needs series "
             "with several observations to learn dynamics."
+        )
+    if len(data) < FEW_SERIES:
+        warnings.warn(
+            f"train has {len(data)} series: the latent path is learnt from "
+            f"{'it' if len(data) == 1 else 'them'} alone, and another series gets "
+            f"{'its' if len(data) == 1 else 'their'} curve, moved only by the residual "
+            "process. With so few series, per-series linear interpolation or the last "
+            "value may predict as well; more series give the model a population to learn.",
+            stacklevel=5,  # the caller of fit (its thread-policy wrapper, fit, fit_state)
         )
 
 
