@@ -100,18 +100,18 @@ def test_an_outlying_series_keeps_its_distance_from_the_path_and_others_do_not()
 
 def test_rows_may_be_outlying_where_their_level_scale_stays_within_the_ratio():
     """g over observed context points and real queries only, against hand-computed
-    flags (OUTLIER_LEVEL_RATIO 1.5): g = 1 throughout (no level slope) may be outlying;
-    100..120 may (ignoring an unobserved 999 and a padded query's 5000); 2..3.2 may not,
-    though the context alone spans 2..2.2 (the queries count); 2..2.5 may, though an
-    unobserved point has 3.5."""
-    assert rk.OUTLIER_LEVEL_RATIO == 1.5
+    flags (OUTLIER_LEVEL_RATIO 3): g = 1 throughout (no level slope) may be outlying;
+    100..250 may (ignoring an unobserved 999 and a padded query's 5000); 2..6.4 may not,
+    though the context alone spans 2..2.2 (the queries count); 2..5.5 may, though an
+    unobserved point has 7."""
+    assert rk.OUTLIER_LEVEL_RATIO == 3.0
     g_context = torch.tensor(
-        [[[1.0, 100.0], [1.0, 104.0], [1.0, 999.0]], [[2.0, 2.0], [2.1, 3.5], [2.2, 2.5]]]
+        [[[1.0, 100.0], [1.0, 104.0], [1.0, 999.0]], [[2.0, 2.0], [2.1, 7.0], [2.2, 5.5]]]
     )  # [B, T, C]
     mask = torch.tensor(
         [[[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]]]
     )
-    g_target = torch.tensor([[[1.0, 120.0], [1.0, 5000.0]], [[2.2, 2.2], [3.2, 2.4]]])
+    g_target = torch.tensor([[[1.0, 250.0], [1.0, 5000.0]], [[2.2, 2.2], [6.4, 2.4]]])
     flags = rk.outlying_rows(g_context, mask, g_target, torch.tensor([1, 2]))
     assert flags.tolist() == [[True, True], [False, True]]
 

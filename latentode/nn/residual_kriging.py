@@ -72,7 +72,7 @@ OWN_FIT_MIN_WEIGHT = 1e-3
 _OWN_NOISE_RATIOS = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
 #: a series may be outlying in a channel with a level scale ``g`` where ``g`` varies by
 #: at most this factor over its context points and queries (see :func:`outlying_rows`)
-OUTLIER_LEVEL_RATIO = 1.5
+OUTLIER_LEVEL_RATIO = 3.0
 
 
 def outlying_rows(
@@ -88,9 +88,12 @@ def outlying_rows(
     The outlying process holds a deviation of the residual divided by ``g``; where ``g``
     changes, the deviation held is a relative one and is carried to another level (on
     remifentanil, a series that peaked at 3.7 times the training series' median peak was
-    forecast at 11-15 where it measured below 1). Where ``g`` is nearly constant, because
-    the level stays far from the original 0 relative to its changes (a body temperature),
-    the level scale only rescales the process and the series is treated as one without.
+    forecast at 11-15 where it measured below 1: its concentrations fall through orders
+    of magnitude). Where ``g`` is nearly constant, because the level stays far from the
+    original 0 relative to its changes (a body temperature), the level scale only
+    rescales the process and the series is treated as one without; where it changes
+    within the ratio (monthly deaths through the seasons), a relative deviation is held
+    (one population's deaths as a multiple of another's).
 
     Args:
         scale_context: [B, T, C] ``g`` at the context times; mask [B, T, C] (1.0 = observed).
