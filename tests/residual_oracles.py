@@ -59,7 +59,7 @@ def dense_condition(
     OU process of variance 100 v and correlation time 10 with the same noise, each
     weighted by its posterior probability from scipy's densities of the context
     residuals; the variance is the mixture's, averaged over the samples. ``outlying``
-    [C] or [B, C] bool: the channels or rows that may be outlying (None: all). A row with at least
+    [B, C] bool: the rows that may be outlying (None: all). A row with at least
     ``rk.OWN_FIT_MIN_POINTS`` points and a weight above ``rk.OWN_FIT_MIN_WEIGHT`` in
     some sample is kriged, under the outlying hypothesis, with :func:`own_ou_fit`'s
     process (the weights stay those of the fixed one)."""
@@ -73,7 +73,6 @@ def dense_condition(
         weights = np.linalg.solve(cov, cross)  # [T, Q]
         return cov, weights, v - np.sum(cross * weights, axis=0)
 
-    flags = None if outlying is None else np.broadcast_to(outlying, (n_b, n_c))
     for b in range(n_b):
         for c in range(n_c):
             k, v, ell, n = (
@@ -90,7 +89,7 @@ def dense_condition(
                 t, query[b], v_big, rk.OUTLIER_LENGTHSCALE, n, "ou"
             )
             w = np.zeros(n_s)
-            if outlier_prior > 0 and (flags is None or flags[b, c]):
+            if outlier_prior > 0 and (outlying is None or outlying[b, c]):
                 for s in range(n_s):
                     log_ratio = (
                         multivariate_normal(np.zeros(len(t)), cov_big).logpdf(r[s])

@@ -36,8 +36,8 @@ def test_conditioning_matches_dense_kriging(chunk, outlier_prior, outlying, n_t,
     times, query, residuals, mask = random_problem(0, n_t=n_t)
     residuals[1, 2] += 4.0  # one path sample of one series far off: its weight moves
     t = torch.tensor(times)
-    flags = None if outlying is None else torch.tensor(outlying)
-    outlying = None if outlying is None else np.array(outlying)
+    outlying = None if outlying is None else np.broadcast_to(outlying, mask.shape[::2])  # [B, C]
+    flags = None if outlying is None else torch.tensor(outlying.copy())
     args = (t, torch.tensor(residuals), torch.tensor(mask), torch.tensor(query))
     mean, var = condition_residual(*args, process.tensors(t), flags)
     want_mean, want_var = dense_condition(

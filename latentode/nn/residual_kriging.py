@@ -131,8 +131,8 @@ def condition_residual(
         mask: [B, T, C] 1.0 where observed.
         query_times: [B, Q] model times to predict at.
         params: (v, ℓ, n, smooth) [C] tensors (``ResidualProcess.tensors``).
-        outlying: [B, C] bool, the rows that may be outlying (:func:`outlying_rows`), or
-            [C] per channel; None: all.
+        outlying: [B, C] bool, the rows that may be outlying (:func:`outlying_rows`);
+            None: all.
 
     Returns:
         mean [S, B, Q, C] (the residual's conditional mean per sample; 0 for a channel
@@ -151,12 +151,7 @@ def condition_residual(
         outlying = outlying.to(mask.device)
     for part in rows.buckets(max(n_q, n_s)):
         r = part.values(residuals).permute(1, 2, 0)  # [r, K, S]
-        if outlying is None:
-            allowed = None
-        elif outlying.dim() == 2:
-            allowed = outlying[part.series, part.channel]
-        else:
-            allowed = outlying[part.channel]
+        allowed = None if outlying is None else outlying[part.series, part.channel]
         part_mean, part_var = _with_outlying_series(
             part, part.times(times), query_times[part.series], r, params, allowed
         )
