@@ -41,7 +41,16 @@ import pandas as pd
 from harness import parse_set_params
 
 HERE = Path(__file__).resolve().parent
-FOLDERS = ("real", "more_real", "check_real", "held_real", "held_real2", "held_real3", "few_long")
+FOLDERS = (
+    "real",
+    "more_real",
+    "check_real",
+    "held_real",
+    "held_real2",
+    "held_real3",
+    "held_real4",
+    "few_long",
+)
 DATA_DIRS = tuple(HERE / "data" / d for d in FOLDERS)
 
 
