@@ -455,17 +455,31 @@ def summarise(records: list[dict]) -> list[dict]:
 
 def paired_records(before: dict, after: dict) -> dict[str, list[dict]]:
     """The records of two results files that can be compared: those of the seeds both
-    hold (a one-seed screen against a three-seed run compares that seed alone), and in
-    a file without the reference baselines' records for a (set, task, seed) the other
-    file's (the baselines do not depend on the model, so a screen may run the latent
-    ODE alone). Returns {"before": [...], "after": [...]}."""
+    hold (a one-seed screen against a three-seed run compares that seed alone; where
+    both files have the latent ODE on a set and task, the seeds both have it for, so a
+    run stopped part way compares what it finished), and in a file without the reference
+    baselines' records for a (set, task, seed) the other file's (the baselines do not
+    depend on the model, so a screen may run the latent ODE alone). Returns
+    {"before": [...], "after": [...]}."""
     seeds = set(before["seeds"]) & set(after["seeds"])
     if not seeds:
         raise SystemExit(
             f"--compare: the files share no seed ({before['seeds']} / {after['seeds']})"
         )
+    fitted = [
+        {(r["set"], r["task"], r["seed"]) for r in result["records"] if r["method"] == "latentode"}
+        for result in (before, after)
+    ]
+    both = fitted[0] & fitted[1]
+    in_both = {(name, task) for name, task, _ in both}
+
+    def comparable(r: dict) -> bool:
+        if r["seed"] not in seeds:
+            return False
+        return (r["set"], r["task"]) not in in_both or (r["set"], r["task"], r["seed"]) in both
+
     kept = {
-        which: [r for r in result["records"] if r["seed"] in seeds]
+        which: [r for r in result["records"] if comparable(r)]
         for which, result in (("before", before), ("after", after))
     }
     references = set(REFERENCE.values())

@@ -155,6 +155,10 @@ def test_compare_pairs_common_seeds_borrows_the_baselines_and_reports_the_change
     assert "interp 0.500 (1 sets)" in table
     with pytest.raises(SystemExit, match="share no seed"):
         acc.paired_records(run, {"seeds": [5], "records": []})
+    # a run of seeds 0 and 1 stopped after seed 0: that seed alone, as for the screen
+    stopped = {"seeds": [0, 1], "records": [rec("latentode", 0, 1.0)]}
+    assert acc.paired_records(run, stopped) == paired
+    assert "interp 0.500 (1 sets)" in acc.comparison_table(run, stopped)
 
 
 def test_staggered_starts_move_whole_series_and_leave_the_baselines_errors_alone():
