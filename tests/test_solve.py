@@ -142,14 +142,14 @@ def test_step_limit_raises_quickly() -> None:
     with pytest.raises(ODEStepLimitError, match="max_steps=20") as info:
         solve(stiff, y0, t, SolverConfig("dopri5", max_steps=20))
     assert "tolerance" in str(info.value) and "learning rate" in str(info.value)
-    assert stiff.calls <= 7 * 21  # dopri5: 6 stages a step, 20 steps, the first step's guess
+    assert stiff.calls <= 7 * 21  # dopri5: ~6 a step, 20 steps, the first step's guess (122)
 
 
 def test_exploding_solution_fails_cleanly() -> None:
     blow_up = CountedField(lambda t, z: z.square())  # z(t) = 1 / (1 - t): infinite at t = 1
     with pytest.raises(ODESolveError):
         solve(blow_up, torch.ones(2, dtype=DT), torch.tensor([0.0, 2.0], dtype=DT))
-    assert blow_up.calls <= 7 * (SolverConfig().max_steps + 1)
+    assert blow_up.calls < 2_000  # 938 when written; the step limit alone would allow ~70,000
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
