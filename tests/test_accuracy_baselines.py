@@ -24,11 +24,10 @@ def _load(name: str, as_name: str):
     return module
 
 
-baselines = sys.modules.get("accuracy_baselines") or _load(
-    "accuracy_baselines", "accuracy_baselines"
-)
-if "accuracy_report" not in sys.modules:
-    _load("accuracy_report", "accuracy_report")
+for _helper in ("accuracy_baselines", "accuracy_report"):
+    if _helper not in sys.modules:
+        _load(_helper, _helper)
+baselines = sys.modules["accuracy_baselines"]
 acc = _load("accuracy", "benchmarks_accuracy")
 
 # series "a": x seen at t = 1, 3 only, y never; series "b": y seen at t = 0, 1, 2, 4
