@@ -5,15 +5,16 @@
     python benchmarks/run.py --device cuda         # the parts that run on a GPU, on the GPU
     python benchmarks/run.py --quick --only memory prediction
 
-Sections (registered in ``sections.py``; see benchmarks/README.md): encoder grid, training
-throughput, time to quality and validation MSE after equal epochs, memory (adjoint
-against backprop), prediction, solver tolerance, profiles of the clinical training
-step, and speed next to a CPU-bound process (busy). Every table is headed by the machine,
-device, torch version, torch threads and the command. All figures go to
-``benchmarks/results/latest.json`` (``--out``) and the printed text next to it
-(``latest.txt``); a run of some sections (``--only``) goes to ``results/partial.json``
-and ``partial.txt`` instead (not kept in git), so that it cannot replace the whole
-suite's record with a part of it.
+Sections (registered in ``sections.py`` and ``speed_sections.py``; see
+benchmarks/README.md): encoder grid, training throughput, time to quality and validation
+MSE after equal epochs, memory (adjoint against backprop), prediction, solver tolerance,
+profiles of the clinical training step, speed next to a CPU-bound process (busy), the
+clinical step against the baseline commit, read_csv, the union-grid step's parts.
+Every table is headed by the machine, device, torch version, torch threads and the
+command. All figures go to ``benchmarks/results/latest.json`` (``--out``) and the printed
+text next to it (``latest.txt``); a run of some sections (``--only``) goes to
+``results/partial.json`` and ``partial.txt`` instead (not kept in git), so that it cannot
+replace the whole suite's record with a part of it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+import sections  # noqa: F401  registers the model's sections (alphabetical = run order)
+import speed_sections  # noqa: F401  registers issue 14's sections after them
 import torch
 from harness import Tee, machine_info
-from sections import MODES, SECTIONS, Context
+from suite import MODES, SECTIONS, Context
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

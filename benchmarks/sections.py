@@ -1,127 +1,28 @@
-"""The benchmark suite's sections, registered in run order, and the sizes of each per mode.
-
-A section is a function ``(sizes, ctx) -> Result``: ``sizes`` is its entry of the mode's
-table in ``MODES`` (``{}`` when it has none), ``ctx`` the device, threads and machine
-header; it returns what goes to ``latest.json``, the tables it printed as text and its
-headline figures. A section that needs another's work asks ``ctx.fixture`` for it (the
-one shared piece, the spiral model trained to the quality target, is ``spiral_to_target``),
-so ``--only`` runs any section alone.
+"""The suite's sections on the model itself: encoder grid, training throughput, time to
+quality, memory, prediction, solver tolerance and the step's profile (registered in run
+order by :func:`suite.section`; the registry and the sizes per mode are in ``suite.py``).
+The one shared piece of work, the spiral model trained to the quality target, is the
+fixture ``spiral_to_target``.
 """
 
 from __future__ import annotations
 
-import resource
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import busy
 import encoder_grid
 import memory
 import prediction
-import read_csv
-import step_speed
-import torch
 import training
-import union_reference
-from harness import header, table, timed
+from harness import header, table
+from suite import Context, Result, section
 
 from latentode.estimator.base import PREDICT_SAMPLES
 from latentode.estimator.threads import POLICY_THREADS
 
-# Sizes per mode and section. Training throughput: (rounds, our batches per round) -- each
-# round times one union-grid batch; spiral_to_target: spiral until the validation MSE
-# reaches TARGET_MSE (shared by the quality and tolerance sections).
-MODES: dict[str, dict[str, dict]] = {
-    "quick": {
-        "training": {"spiral": (3, 2), "periodic": (2, 2), "clinical": (1, 3)},
-        "spiral_to_target": {"n_train": 200, "n_val": 48, "max_epochs": 40, "max_seconds": 30.0},
-        "quality": {"equal_epochs": {}},
-        "memory": {"horizons": [1, 10], "repeats": 1},
-        "prediction": {"samples": [32, 100], "repeats": 3, "fit_epochs": 5},
-        "tolerance": {"repeats": 1},
-        "busy": busy.SIZES["quick"],
-        "step_speed": step_speed.SIZES["quick"],
-        "read_csv": {"argv": ["--repeats", "3"]},
-    },
-    "full": {
-        "training": {"spiral": (5, 3), "periodic": (5, 2), "clinical": (3, 3)},
-        "spiral_to_target": {
-            "n_train": 200,
-            "n_val": 48,
-            "max_epochs": 150,
-            "max_seconds": 300.0,
-        },
-        "quality": {
-            "equal_epochs": {
-                "periodic": {"n_train": 160, "n_val": 48, "epochs": 5},
-                "clinical": {"n_train": 100, "n_val": 50, "epochs": 2},
-            }
-        },
-        "memory": {"horizons": [1, 2, 5, 10], "repeats": 3},
-        "prediction": {"samples": [32, 100], "repeats": 5, "fit_epochs": 5},
-        "tolerance": {"repeats": 3},
-        "busy": busy.SIZES["full"],
-        "step_speed": step_speed.SIZES["full"],
-        "read_csv": {"argv": ["--repeats", "5"]},
-    },
-}
 TARGET_MSE = 0.2  # spiral validation interpolation MSE, scaled units (noise floor ~0.003)
 MEMORY_BASE_STEPS = 10  # RK4 steps at horizon x1
 RTOLS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
-
-Figures = dict[str, float | bool | None]
-
-
-@dataclass
-class Context:
-    """What every section runs with: mode, device, torch threads, the machine header."""
-
-    mode: str
-    device: torch.device
-    threads: int
-    info: dict
-    _shared: dict = field(default_factory=dict)
-
-    @property
-    def sizes(self) -> dict[str, dict]:
-        return MODES[self.mode]
-
-    def fixture(self, fn: Callable[[Context], object]) -> object:
-        """``fn(self)``, computed once per run and shared by the sections that ask for it."""
-        if fn.__name__ not in self._shared:
-            self._shared[fn.__name__] = fn(self)
-        return self._shared[fn.__name__]
-
-
-@dataclass
-class Result:
-    """A section's output: ``data`` for latest.json, printed ``tables``, headline figures."""
-
-    data: object
-    tables: list[str] = field(default_factory=list)
-    figures: Figures = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    run: Callable[[dict, Context], Result]
-    quick: bool  # part of a --quick run without --only
-
-
-SECTIONS: dict[str, Section] = {}  # in run order
-
-
-def section(name: str, quick: bool = True):
-    """Register the decorated function as the section ``name`` (run in definition order)."""
-
-    def register(fn: Callable[[dict, Context], Result]) -> Callable[[dict, Context], Result]:
-        SECTIONS[name] = Section(name, fn, quick)
-        return fn
-
-    return register
 
 
 def _strip(d: dict) -> dict:
@@ -457,100 +358,3 @@ def profile_section(sizes: dict, ctx: Context) -> Result:
         ],
     )
     return Result(prof, [text, ops])
-
-
-@section("busy")
-def busy_section(sizes: dict, ctx: Context) -> Result:
-    print("\n## Busy machine: idle against one CPU-bound process beside (benchmarks/busy.py)")
-    result = busy.run(sizes)
-    info = {**ctx.info, "device": "cpu (fit and predict on CPU)", "threads": "per row"}
-    text = header("Speed on a busy machine: thread policy against torch's default", info)
-    return Result(result, [text + busy.render(result)], result["figures"])
-
-
-@section("union_profile", quick=False)  # minutes on CPU: full mode, or ask with --only
-def union_profile_section(sizes: dict, ctx: Context) -> Result:
-    setup = training.SETUPS["clinical"]
-    data = setup.make(setup.batch_size, 0)
-    _, _, union = training.make_paths(setup, data, ctx.device)
-    batch = union.collate(training.epoch_batches(data, setup.batch_size, 0)[0])
-    print("  timing the union path's parts on one clinical batch ...", flush=True)
-    parts = union_reference.component_seconds(union.union, batch, ctx.device)
-    rows = [{"part": k, **v} for k, v in parts.items()]
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    _, seconds = timed(lambda: union.step(batch), ctx.device)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    rows.append(
-        {
-            "part": "whole training step",
-            "total": seconds,
-            "user": after.ru_utime - before.ru_utime,
-            "sys": after.ru_stime - before.ru_stime,
-            "backward_page_faults": after.ru_minflt - before.ru_minflt,
-        }
-    )
-    text = header("Where the union-grid (2019) clinical step's time goes (B 50)", ctx.info)
-    text += table(
-        rows,
-        [
-            ("part", "part", ""),
-            ("forward", "forward s", ".2f"),
-            ("backward", "backward s", ".2f"),
-            ("total", "step s", ".1f"),
-            ("user", "user s", ".1f"),
-            ("sys", "sys s", ".1f"),
-            ("backward_page_faults", "page faults", ",d"),
-        ],
-    )
-    text += (
-        f"\nunion of {batch.times.shape[0]} stamps; each part timed apart (its own backward, "
-        "page faults during it), then one whole step (page faults and CPU time over the step)."
-    )
-    return Result({"union_length": int(batch.times.shape[0]), "parts": rows}, [text])
-
-
-@section("step_speed")
-def step_speed_section(sizes: dict, ctx: Context) -> Result:
-    print(f"\n## The clinical step through fit: this tree against {step_speed.BASELINE}")
-    summary = step_speed.measure(sizes, step_speed.BASELINE)
-    rows = [
-        {"tree": f"baseline {step_speed.BASELINE}", **summary["baseline"]},
-        {"tree": "this tree", **summary["current"]},
-    ]
-    for row in rows:
-        row["fits"] = ", ".join(f"{s:.3f}" for s in row["per_fit_medians"])
-        row["mse"] = ", ".join(f"{v:.3f}" for v in row["val_mse_per_epoch"])
-    info = {**ctx.info, "device": "cpu", "threads": "1 (the thread policy)"}
-    text = header("Clinical training step through LatentODE.fit, against the baseline", info)
-    text += table(
-        rows,
-        [
-            ("tree", "tree", ""),
-            ("median_step_seconds", "s/step", ".3f"),
-            ("fits", "per-fit medians", ""),
-            ("mse", "val MSE per epoch", ""),
-        ],
-    )
-    text += (
-        f"\nspeedup {summary['speedup']:.2f}x. Batch {step_speed.BATCH}, 2019 size, "
-        f"{sizes['n_train']} training / {sizes['n_val']} validation stays of the clinical "
-        f"generator (1-minute times), {sizes['epochs']} epochs per fit, {sizes['rounds']} "
-        "rounds alternating the trees; a step is timed by a Lightning callback (forward, "
-        "backward, clip, Adam), the first of each fit left out."
-    )
-    figures = {
-        "train_seconds_per_batch_clinical_1min": summary["current"]["median_step_seconds"],
-        "train_seconds_per_batch_clinical_1min_baseline": summary["baseline"][
-            "median_step_seconds"
-        ],
-        "train_step_speedup_vs_baseline": summary["speedup"],
-    }
-    return Result(summary, [text], figures)
-
-
-@section("read_csv")
-def read_csv_section(sizes: dict, ctx: Context) -> Result:
-    print("\n## read_csv against pandas.read_csv (benchmarks/read_csv.py)")
-    argv = list(sizes.get("argv", []))
-    ratio = read_csv.main(argv)  # 1,000,000 rows in both modes: the issue's size
-    return Result({"ratio": ratio, "argv": argv}, figures={"read_csv_over_pandas": ratio})
