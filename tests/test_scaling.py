@@ -154,3 +154,35 @@ def test_a_common_start_needs_half_the_series_to_start_together():
     staggered = _starting_at(np.random.default_rng(0).uniform(0, 100, 20))  # calendar time
     assert Scaler.fit(staggered, shared_origin=True).time_origin is None
     assert Scaler.fit(_starting_at([0.0] * 5 + [4.0]), shared_origin=True).time_origin == 0.0
+
+
+def test_nonnegative_channels_are_those_never_negative_where_observed():
+    data, clean = datasets(garbage=-1e6)  # negative garbage under the mask must not count
+    scaler = Scaler.fit(data)
+    expected = tuple(bool(v >= 0) for v in np.nanmin(clean, axis=0))
+    assert expected == (True, False, True)  # a ~ N(5, 1), b ~ N(-3, 0.01), c = 42
+    assert scaler.nonnegative == expected
+    again = Scaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    assert again.nonnegative == expected
+
+
+def test_bound_raises_only_a_nonnegative_channel_s_negative_values_to_zero():
+    scaler = Scaler((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), nonnegative=(True, False, True))
+    x = np.array([[-1.5, -1.5, -0.0], [2.0, 2.0, 3.0], [np.nan, -np.inf, -np.inf]])
+    want = np.array([[0.0, -1.5, 0.0], [2.0, 2.0, 3.0], [np.nan, -np.inf, 0.0]])
+    np.testing.assert_array_equal(scaler.bound(x), want)
+    np.testing.assert_array_equal(scaler.bound(x[None]), want[None])  # any leading shape
+    unbounded = Scaler((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert unbounded.bound(x) is x
+
+
+def test_scaler_files_without_or_with_bad_nonnegative_flags():
+    d = Scaler.fit(datasets(garbage=np.nan)[0]).to_dict()
+    old = {k: v for k, v in d.items() if k != "nonnegative"}  # files written before the bound
+    assert Scaler.from_dict(old).nonnegative is None
+    with pytest.raises(ValueError, match="nonnegative must be a list of true/false"):
+        Scaler.from_dict({**d, "nonnegative": [1, 0, 1]})
+    with pytest.raises(ValueError, match="nonnegative must be a list of true/false"):
+        Scaler.from_dict({**d, "nonnegative": "yes"})
+    with pytest.raises(ValueError, match="nonnegative has 2 entries for 3 channels"):
+        Scaler.from_dict({**d, "nonnegative": [True, False]})

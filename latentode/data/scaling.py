@@ -137,6 +137,9 @@ class Scaler:
             series when they start together (:func:`common_start`; dataset time unit);
             None: every series' clock starts at its first context time (see
             :meth:`series_origin`).
+        nonnegative: per channel, True where every observed training value was >= 0 (a
+            concentration, a count, a weight): predictions there are bounded below by 0
+            (:meth:`bound`); None: no channel is.
     """
 
     mean: tuple[float, ...]
@@ -145,6 +148,7 @@ class Scaler:
     log: tuple[bool, ...] | None = None
     channels: tuple[str, ...] | None = None
     time_origin: float | None = None
+    nonnegative: tuple[bool, ...] | None = None
 
     @classmethod
     def fit(
@@ -168,6 +172,7 @@ class Scaler:
             )
         log = choose_log_channels(stacked, data.channels, log_scale)
         log = log if any(log) else None
+        nonnegative = tuple(bool(v >= 0) for v in np.nanmin(stacked, axis=0))
         with np.errstate(over="ignore", invalid="ignore"):
             logged = stacked if log is None else _log_columns(stacked, np.asarray(log))
             sk = StandardScaler().fit(logged)  # ignores NaN per column
@@ -180,6 +185,7 @@ class Scaler:
                 log,
                 tuple(data.channels) if log is not None else None,
                 common_start(data, time_scale) if shared_origin else None,
+                nonnegative if any(nonnegative) else None,
             )
             scaled = scaler.transform_values(stacked)  # [N, C]
         # a variance that overflows float64 leaves scikit-learn's scale at 1.0: check var_
@@ -197,7 +203,7 @@ class Scaler:
         return scaler
 
     def __post_init__(self):
-        for name in ("log", "channels"):
+        for name in ("log", "channels", "nonnegative"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.mean):
                 raise ValueError(f"{name} has {len(value)} entries for {len(self.mean)} channels")
@@ -215,14 +221,21 @@ class Scaler:
             out["channels"] = list(self.channels)
         if self.time_origin is not None:
             out["time_origin"] = self.time_origin
+        if self.nonnegative is not None:
+            out["nonnegative"] = list(self.nonnegative)
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
-        log = d.get("log")
-        if log is not None and not all(isinstance(v, bool) for v in log):
-            raise ValueError(f"scaler log must be a list of true/false, got {log!r}")
-        log = None if log is None else tuple(log)
+        flags = {}
+        for name in ("log", "nonnegative"):  # nonnegative: absent from files before it
+            value = d.get(name)
+            if value is not None and not (
+                isinstance(value, list | tuple) and all(isinstance(v, bool) for v in value)
+            ):
+                raise ValueError(f"scaler {name} must be a list of true/false, got {value!r}")
+            flags[name] = None if value is None else tuple(value)
+        log = flags["log"]
         names = d.get("channels")
         names = None if names is None else tuple(str(c) for c in names)
         origin = d.get("time_origin")  # files written before shared origins have none
@@ -232,7 +245,15 @@ class Scaler:
             if not math.isfinite(origin):
                 raise ValueError(f"scaler time_origin must be finite, got {origin!r}")
             origin = float(origin)
-        return cls(tuple(d["mean"]), tuple(d["std"]), float(d["time_scale"]), log, names, origin)
+        return cls(
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            float(d["time_scale"]),
+            log,
+            names,
+            origin,
+            flags["nonnegative"],
+        )
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
         """[..., C] original units → standardised (NaN stays NaN).
@@ -264,6 +285,15 @@ class Scaler:
             out = np.array(out, dtype=np.float64)
             out[..., self.log_mask] = np.exp(out[..., self.log_mask])
         return out
+
+    def bound(self, values: np.ndarray) -> np.ndarray:
+        """[..., C] predictions in original units with each :attr:`nonnegative` channel's
+        negative values raised to 0 (NaN stays NaN). For a truth that is >= 0 the bounded
+        value is never further from it, and an interval bounded at both ends covers it
+        whenever the unbounded one did: a projection onto the values the channel can take."""
+        if self.nonnegative is None:
+            return values
+        return np.where(np.asarray(self.nonnegative) & (values < 0), 0.0, values)
 
     def inverse_std(self, std: np.ndarray) -> np.ndarray:
         """[..., C] a standard deviation in standardised units → original units (for a

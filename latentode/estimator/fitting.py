@@ -182,7 +182,9 @@ def _calibrate(
     val = datamodule.val_data
     if val is None:
         return ones, ones
-    estimator._adopt(state)  # predict with the uncalibrated intervals
+    # predict with the uncalibrated intervals, unbounded: a quantile raised to a channel's
+    # bound of 0 is not the one the factor will stretch (Scaler.bound applies after it)
+    estimator._adopt(replace(state, scaler=replace(state.scaler, nonnegative=None)))
     pairs = datamodule.task_pairs()
     if len(val) < MIN_CALIBRATION_SERIES:
         pairs += datamodule.task_pairs(training=True)

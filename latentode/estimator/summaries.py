@@ -57,8 +57,11 @@ def predictive_summary(
     ``forecast_interval_scale`` [C] beyond it. A log-scale channel's mixture is
     Gaussian in its logarithm: its quantiles are exact, widened around its median (so
     multiplicatively in the user's units), and its mean and std are the log-normal
-    mixture's (:meth:`~latentode.data.scaling.Scaler.mixture_moments`). ``attrs["nfe"]``
-    holds the solver's evaluations, ``attrs["threads"]`` the thread count of the network passes.
+    mixture's (:meth:`~latentode.data.scaling.Scaler.mixture_moments`). A channel never
+    negative in training has its means and quantiles bounded below by 0
+    (:meth:`~latentode.data.scaling.Scaler.bound`); its std stays the mixture's.
+    ``attrs["nfe"]`` holds the solver's evaluations, ``attrs["threads"]`` the thread count
+    of the network passes.
     """
     scaler = state.scaler
     log = torch.as_tensor(scaler.log_mask)  # [C] log-scale channels
@@ -101,9 +104,9 @@ def predictive_summary(
         lengths += [len(t) for t in targets]
     n_c = len(state.schema.channels)
     frame = _index_columns(state, draws, np.repeat(id_array(ids), lengths), times)
-    mean_all = np.concatenate(means) if means else np.zeros((0, n_c))
+    mean_all = scaler.bound(np.concatenate(means)) if means else np.zeros((0, n_c))
     std_all = np.concatenate(stds) if stds else np.zeros((0, n_c))
-    q_all = np.concatenate(qs, axis=1) if qs else None
+    q_all = scaler.bound(np.concatenate(qs, axis=1)) if qs else None
     for j, c in enumerate(state.schema.channels):
         frame[c] = mean_all[:, j]
         frame[f"{c}_std"] = std_all[:, j]
@@ -236,7 +239,7 @@ def sample_rows(state: FittedState, draws: Draws, with_noise: bool) -> pd.DataFr
             mu = mu + out["noise_std"] * eps
         for b, tgt in enumerate(targets):
             n = len(tgt)
-            vals = state.scaler.inverse_values(mu[:, b, :n].numpy())  # [S, n, C]
+            vals = state.scaler.bound(state.scaler.inverse_values(mu[:, b, :n].numpy()))
             part = pd.DataFrame(vals.reshape(-1, vals.shape[-1]), columns=list(schema.channels))
             part.insert(0, "sample", np.repeat(np.arange(n_samples), n))
             user_times = draws.context.time_axis.to_user_exact(tgt.times)
