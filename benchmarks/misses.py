@@ -49,6 +49,7 @@ FOLDERS = (
     "held_real2",
     "held_real3",
     "held_real4",
+    "held_real5",
     "few_long",
 )
 DATA_DIRS = tuple(HERE / "data" / d for d in FOLDERS)

@@ -86,6 +86,13 @@ def test_coverage_pools_the_seeds_counts(tmp_path):
         ("held_real2", "cigarette", 48, 3),
         ("held_real2", "wagepan", 400, 2),
         ("held_real2", "worldbank", 215, 2),
+        ("held_real5", "eeg", 32, 1),
+        ("held_real5", "visnights", 20, 1),
+        ("held_real5", "accommodation", 8, 3),
+        ("held_real5", "contagious", 51, 7),
+        ("held_real5", "weather", 5, 3),
+        ("held_real5", "crime", 90, 3),
+        ("held_real5", "pwt", 22, 4),
     ],
 )
 def test_check_sets_read_whole(folder, name, n_series, channels):
