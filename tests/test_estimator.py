@@ -743,6 +743,14 @@ BROKEN_HEADERS = {
         lambda h: {**h, "scaler": {**h["scaler"], "log": [True]}},
         "log has 1 entries for 2 channels",
     ),
+    "scaler nonnegative not true/false": (
+        lambda h: {**h, "scaler": {**h["scaler"], "nonnegative": [1, 0]}},
+        "scaler nonnegative must be a list of true/false",
+    ),
+    "scaler nonnegative for another channel count": (
+        lambda h: {**h, "scaler": {**h["scaler"], "nonnegative": [True, False, True]}},
+        "nonnegative has 3 entries for 2 channels",
+    ),
     "scaler time_origin not a number": (
         lambda h: {**h, "scaler": {**h["scaler"], "time_origin": "soon"}},
         "scaler time_origin must be a number",

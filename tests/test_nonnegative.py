@@ -40,6 +40,10 @@ def test_a_nonnegative_channel_s_mean_and_quantiles_are_the_unbounded_ones_raise
     context = decays(5, seed=1)
     times = np.linspace(0, 12, 25)
     bounded = model.predict(context, times=times, quantiles=(0.05, 0.5, 0.95), seed=3)
+    loaded = lo.load(model.save(tmp_path / "m.safetensors"))
+    assert loaded.scaler_.nonnegative == (True, False)  # kept in the file
+    again = loaded.predict(context, times=times, quantiles=(0.05, 0.5, 0.95), seed=3)
+    pd.testing.assert_frame_equal(again, bounded)
     drawn = model.sample(context, times=times, n_samples=4, seed=3, with_noise=True)
     model.scaler_ = dataclasses.replace(model.scaler_, nonnegative=None)
     free = model.predict(context, times=times, quantiles=(0.05, 0.5, 0.95), seed=3)
