@@ -12,7 +12,6 @@ unless ``drop_empty`` asks to drop them.
 from __future__ import annotations
 
 import math
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,7 +29,7 @@ from latentode.data.parse import (
     parse_values,
     parse_variables,
 )
-from latentode.errors import LatentODEError
+from latentode.errors import LatentODEError, warn_user
 
 
 def build_dataset(
@@ -99,10 +98,9 @@ def build_dataset(
         values, observed = values[:, keep_c], observed[:, keep_c]
         names = [names[i] for i in keep_c]
     if empty_series.size or empty_chans.size:
-        warnings.warn(
+        warn_user(
             f"drop_empty=True: dropped {empty_series.size} of {len(id_values)} series and "
             f"{empty_chans.size} channel(s) that had no observed value.",
-            stacklevel=3,
         )
     if empty_series.size == len(id_values) and whole_file:
         raise LatentODEError(f"{src.what}: no series left with an observed value.")

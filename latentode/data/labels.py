@@ -6,14 +6,13 @@ ids are matched to the data's as text, so "7" in one matches 7 in the other.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from latentode.data.parse import Source, as_python, parse_ids, parse_values
-from latentode.errors import LatentODEError
+from latentode.errors import LatentODEError, warn_user
 
 
 def match_labels(table: pd.Series, id_values: np.ndarray) -> np.ndarray:
@@ -22,10 +21,9 @@ def match_labels(table: pd.Series, id_values: np.ndarray) -> np.ndarray:
     pos = keys.get_indexer(pd.Index([str(as_python(i)) for i in id_values]))  # [K], -1 = none
     unknown = ~keys.isin([str(as_python(i)) for i in id_values])
     if unknown.any():
-        warnings.warn(
+        warn_user(
             f"{int(unknown.sum())} label(s) belong to ids not in the data and were not used "
             f"(e.g. {table.index[np.flatnonzero(unknown)[0]]!r}).",
-            stacklevel=4,
         )
     vals = table.to_numpy(dtype=np.float64)
     return np.where(pos >= 0, vals[pos], np.nan) if len(vals) else np.full(len(pos), np.nan)

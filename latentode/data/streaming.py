@@ -13,7 +13,6 @@ memory that grows with the file (0.8 MB for 100,000 series).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from latentode.data.columns import ColumnSpec
 from latentode.data.dataset import SeriesDataset
 from latentode.data.io import _check_path, _csv_errors, _csv_options, _label_table
 from latentode.data.parse import Source, as_python
-from latentode.errors import LatentODEError
+from latentode.errors import LatentODEError, warn_user
 
 #: rows pandas parses at a time (memory ~ this many rows + one chunk's rows)
 ROWS_PER_READ = 20_000
@@ -224,10 +223,9 @@ class _Chunks:
         if this_int and not first_int:
             return ds.with_series([replace(s, id=str(s.id)) for s in ds])
         if first_int and not this_int:
-            warnings.warn(
+            warn_user(
                 f"{where}: ids such as {ds[0].id!r} are text but earlier ids were whole "
                 "numbers and were read as integers; read_csv would read every id as text.",
-                stacklevel=4,
             )
         return ds
 
@@ -245,10 +243,9 @@ class _Chunks:
             )
         if self.labels is not None and not self.label_used.all():
             unused = np.flatnonzero(~self.label_used)
-            warnings.warn(
+            warn_user(
                 f"{len(unused)} label(s) belong to ids not in the data and were not used "
                 f"(e.g. {self.labels.index[unused[0]]!r}).",
-                stacklevel=3,
             )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from latentode.data.io import as_dataset
 from latentode.data.scaling import ORIGINS
 from latentode.data.schema import DataSchema
 from latentode.data.tasks import TaskConfig, hidden_part
-from latentode.errors import LatentODEError
+from latentode.errors import LatentODEError, warn_user
 from latentode.estimator.evaluation import (
     HeldOutPrediction,
     interval_scale,
@@ -227,13 +226,12 @@ def _check_trainable(data: SeriesDataset) -> None:
             "with several observations to learn dynamics."
         )
     if len(data) < FEW_SERIES:
-        warnings.warn(
+        warn_user(
             f"train has {len(data)} series: the latent path is learnt from "
             f"{'it' if len(data) == 1 else 'them'} alone, and another series gets "
             f"{'its' if len(data) == 1 else 'their'} curve, moved only by the residual "
             "process. With so few series, per-series linear interpolation or the last "
             "value may predict as well; more series give the model a population to learn.",
-            stacklevel=5,  # the caller of fit (its thread-policy wrapper, fit, fit_state)
         )
 
 
