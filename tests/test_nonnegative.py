@@ -61,16 +61,16 @@ def test_a_nonnegative_channel_s_mean_and_quantiles_are_the_unbounded_ones_raise
 
 def test_intervals_are_calibrated_on_the_unbounded_quantiles(tmp_path, monkeypatch):
     """The calibration factor stretches the mixture's quantiles before the bound applies,
-    so it must be measured on them: the same fit without the bound gets the same factors."""
+    so it must be measured on them: the same fit without the bound gets the same factors.
+    (The bound is switched off, not the flags: they also give the residual process its
+    level scale, which must stay the same.)"""
+    below = np.array([[-1.0, -1.0]])
     bounded = fit_small(tmp_path / "a")
-    fit = Scaler.fit.__func__
-
-    def without_bound(cls, *args, **kwargs):
-        return dataclasses.replace(fit(cls, *args, **kwargs), nonnegative=None)
-
-    monkeypatch.setattr(Scaler, "fit", classmethod(without_bound))
+    assert bounded.scaler_.nonnegative == (True, False)
+    np.testing.assert_array_equal(bounded.scaler_.bound(below), [[0.0, -1.0]])
+    monkeypatch.setattr(Scaler, "bound", lambda self, values: values)
     free = fit_small(tmp_path / "b")
-    assert free.scaler_.nonnegative is None and bounded.scaler_.nonnegative == (True, False)
+    np.testing.assert_array_equal(free.scaler_.bound(below), below)  # the bound is off
     assert bounded.interval_scale_ == free.interval_scale_
     assert bounded.forecast_interval_scale_ == free.forecast_interval_scale_
     assert bounded.interval_scale_ != (1.0, 1.0)  # calibrated, not the default

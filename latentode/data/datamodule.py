@@ -312,16 +312,13 @@ class SeriesDataModule(L.LightningDataModule):
 
     def level_zero(self) -> np.ndarray:
         """[C] the scaled value of an original 0 for each channel whose training values
-        are all >= 0 (a concentration, a weight, a count: its residuals may grow with its
-        level), NaN for a channel with a negative value or none at all, and for a
-        log-scale channel (the log scale already makes its deviations proportional)."""
+        are all >= 0 (the scaler's :attr:`~latentode.data.scaling.Scaler.nonnegative`: a
+        concentration, a weight, a count, whose residuals may grow with its level), NaN
+        for a channel with a negative value and for a log-scale channel (the log scale
+        already makes its deviations proportional)."""
         self.setup("fit")
-        lowest = np.full(len(self.train_data.channels), np.inf)
-        for s in self.train_data:
-            seen = ~np.isnan(s.values)
-            lowest = np.minimum(lowest, np.where(seen, s.values, np.inf).min(axis=0))
         zero = -np.asarray(self.scaler.mean) / np.asarray(self.scaler.std)
-        eligible = (lowest >= 0) & np.isfinite(lowest) & ~self.scaler.log_mask
+        eligible = self.scaler.nonnegative_mask & ~self.scaler.log_mask
         return np.where(eligible, zero, np.nan)
 
     def residual_dataloader(self, draws: int | None = None) -> DataLoader:

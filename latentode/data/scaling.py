@@ -213,6 +213,13 @@ class Scaler:
         """[C] bool: True for the log-scale channels."""
         return np.zeros(len(self.mean), bool) if self.log is None else np.asarray(self.log)
 
+    @property
+    def nonnegative_mask(self) -> np.ndarray:
+        """[C] bool: True for the channels never negative in training."""
+        if self.nonnegative is None:
+            return np.zeros(len(self.mean), bool)
+        return np.asarray(self.nonnegative)
+
     def to_dict(self) -> dict:
         out = {"mean": list(self.mean), "std": list(self.std), "time_scale": self.time_scale}
         if self.log is not None:
@@ -227,15 +234,14 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
-        flags = {}
-        for name in ("log", "nonnegative"):  # nonnegative: absent from files before it
+        def flags(name: str) -> tuple[bool, ...] | None:  # None: absent (older files)
             value = d.get(name)
-            if value is not None and not (
-                isinstance(value, list | tuple) and all(isinstance(v, bool) for v in value)
-            ):
+            if value is None:
+                return None
+            if not (isinstance(value, list | tuple) and all(isinstance(v, bool) for v in value)):
                 raise ValueError(f"scaler {name} must be a list of true/false, got {value!r}")
-            flags[name] = None if value is None else tuple(value)
-        log = flags["log"]
+            return tuple(value)
+
         names = d.get("channels")
         names = None if names is None else tuple(str(c) for c in names)
         origin = d.get("time_origin")  # files written before shared origins have none
@@ -249,10 +255,10 @@ class Scaler:
             tuple(d["mean"]),
             tuple(d["std"]),
             float(d["time_scale"]),
-            log,
+            flags("log"),
             names,
             origin,
-            flags["nonnegative"],
+            flags("nonnegative"),
         )
 
     def transform_values(self, values: np.ndarray) -> np.ndarray:
@@ -293,7 +299,7 @@ class Scaler:
         whenever the unbounded one did: a projection onto the values the channel can take."""
         if self.nonnegative is None:
             return values
-        return np.where(np.asarray(self.nonnegative) & (values < 0), 0.0, values)
+        return np.where(self.nonnegative_mask & (values < 0), 0.0, values)
 
     def inverse_std(self, std: np.ndarray) -> np.ndarray:
         """[..., C] a standard deviation in standardised units → original units (for a
